@@ -1,0 +1,44 @@
+"""Configuration errors in the one format every bgpd component prints (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+_NO_VALUE: Any = object()
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    """One problem with one field of one resource document.
+
+    Rendered as ``<source>:<doc#> <Kind>/<name> <field.path>: <problem>; got <value!r>``.
+    ``value`` is omitted from the text when it was not given (or must not be shown, e.g. passwords).
+    """
+
+    source: str
+    doc: int
+    kind: str
+    name: str
+    field: str
+    problem: str
+    value: Any = _NO_VALUE
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.doc} {self.kind or '?'}/{self.name or '?'}"
+        text = f"{where} {self.field}: {self.problem}" if self.field else f"{where}: {self.problem}"
+        if self.value is not _NO_VALUE:
+            text += f"; got {self.value!r}"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "doc": self.doc, "kind": self.kind, "name": self.name,
+                "field": self.field, "problem": self.problem, "message": str(self)}
+
+
+class ConfigErrors(Exception):
+    """Raised where a caller wants every problem at once (e.g. `bgpd check`, start-up)."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
