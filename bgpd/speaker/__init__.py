@@ -1,0 +1,1 @@
+"""The ExaBGP adapter: config rendering, API codec, the stdin/stdout bridge and the supervised child."""
