@@ -47,7 +47,8 @@ class SpeakerConfigError(ValueError):
 class SpeakerSettings:
     """The daemon-side facts the rendered config needs besides the DesiredNode."""
 
-    bridge_command: tuple[str, ...]  # argv of the API bridge ExaBGP spawns
+    bridge_command: tuple[str, ...]  # argv of the API bridge ExaBGP spawns; the socket path is appended
+    api_socket: str  # the unix socket bgpd listens on for the bridge
     exabgp: str = "exabgp"
     hold_time: int = 90
     router_id: str | None = None  # used when the DesiredNode has none
@@ -60,11 +61,12 @@ def render_config(desired: DesiredNode, settings: SpeakerSettings) -> str:
     router_id = desired.router_id or settings.router_id or settings.node_ipv4
     if router_id is None:
         raise SpeakerConfigError(f"node {desired.node}: no router id and no IPv4 address to derive one from")
+    run = " ".join(_word(arg, "bridge command") for arg in (*settings.bridge_command, settings.api_socket))
     lines = [
         f"# ExaBGP configuration for node {desired.node}, rendered by bgpd; rewritten on every change.",
         "# Routes are never configured here: bgpd announces them over the API.",
         f"process {PROCESS_NAME} {{",
-        f"  run {' '.join(_word(arg, 'bridge command') for arg in settings.bridge_command)};",
+        f"  run {run};",
         "  encoder json;",
         "}",
     ]

@@ -17,7 +17,8 @@ from bgpd.speaker.config import SpeakerConfigError, SpeakerSettings, environment
 GOLDEN = Path(__file__).parent / "golden"
 EXABGP = Path(sys.executable).parent / "exabgp"
 SETTINGS = SpeakerSettings(
-    bridge_command=("/usr/bin/python3", "-m", "bgpd.speaker.bridge", "/run/bgpd/exabgp-api.sock"),
+    bridge_command=("/usr/bin/python3", "-I", "-S", "/opt/bgpd/bgpd/speaker/bridge.py"),
+    api_socket="/run/bgpd/exabgp/api.sock",
     node_ipv4="10.0.0.1", node_ipv6="fd00::1",
 )
 
