@@ -1,0 +1,117 @@
+"""Phase B: the sessions node N runs, with their attributes (calico-semantics.md §2.3-§2.4).
+
+One deliberate deviation from Calico's master (DESIGN.md §3): a mesh session's remote AS is the
+peer node's own AS, else the cluster default (globalAS), as Calico <= 3.31 did; master uses the
+local node's AS, which breaks the mesh once one node has its own AS.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+from bgpd.desired import DesiredSession, NextHop, Password, SessionKind
+from bgpd.model.resources import SecretKeyRef
+from bgpd.model.snapshot import Snapshot
+from bgpd.resolve.facts import FAMILIES, MESH_ORIGIN, Cluster, Family, NodeFacts
+from bgpd.resolve.peerings import DEFAULT_PORT, Peering
+
+
+def round_seconds(seconds: float | None) -> int | None:
+    """Go's ``math.Round``: half away from zero."""
+    if seconds is None:
+        return None
+    return int(math.copysign(math.floor(abs(seconds) + 0.5), seconds))
+
+
+def password(snapshot: Snapshot, ref: SecretKeyRef | None) -> Password | None:
+    """A Secret key in calico-node's namespace; missing Secret or key means no password."""
+    if ref is None:
+        return None
+    secret = snapshot.secrets.get((snapshot.secret_namespace, ref.name))
+    value = secret.data.get(ref.key) if secret is not None else None
+    return Password(value) if value is not None else None
+
+
+def session_name(kind: SessionKind, ip: str, port: int = 0) -> str:
+    name = f"{kind}_{ip.replace('.', '_').replace(':', '_')}"
+    return f"{name}_port_{port}" if port > 0 else name
+
+
+def passive_by_address(peer_ip: str, my_ip: str) -> bool:
+    """The side with the smaller address *as a string* connects; the other waits."""
+    return peer_ip > my_ip
+
+
+def mesh_sessions(cluster: Cluster, me: NodeFacts, family: Family) -> Iterator[DesiredSession]:
+    my_ip = me.ip(family)
+    if me.rr or not cluster.mesh_enabled:
+        return
+    default = cluster.default
+    pw = password(cluster.snapshot, default.node_mesh_password if default else None)
+    restart = round_seconds(default.node_mesh_max_restart_time if default else None)
+    local_as = cluster.as_of(me)
+    seen: set[str] = set()
+    for m in cluster.nodes:
+        ip = m.ip(family)
+        if not ip or ip == my_ip or m.rr or ip in seen:
+            continue
+        seen.add(ip)
+        remote_as = cluster.as_of(m)  # the deviation: never the local node's AS
+        yield DesiredSession(
+            name=session_name("Mesh", ip), family=family, kind="Mesh", peer_ip=ip,
+            port=cluster.port_of(m) or DEFAULT_PORT, remote_as=remote_as, local_as=local_as,
+            ibgp=remote_as == local_as, passive=passive_by_address(ip, my_ip), rr_client=False,
+            rr_cluster_id=None, password=pw, ttl_security=None, max_restart_time=restart,
+            keepalive_time=None, source_address=my_ip, next_hop="auto", allow_local_as=None,
+            filters=(), reachable_by=None, origin=(MESH_ORIGIN, f"Node/{m.name}"),
+        )
+
+
+def _next_hop(p: Peering, ibgp: bool) -> NextHop:
+    if p.next_hop_mode is not None:
+        return "self" if p.next_hop_mode == "Self" else "keep" if p.next_hop_mode == "Keep" else "auto"
+    return "keep" if p.keep_next_hop and not ibgp else "auto"
+
+
+def _kind(p: Peering) -> SessionKind:
+    if p.local_workload:
+        return "Local_Workload"
+    return "Global" if p.scope == "global" else "Node"
+
+
+def explicit_session(cluster: Cluster, me: NodeFacts, p: Peering) -> DesiredSession:
+    my_ip = me.ip(p.family)
+    local_as = p.local_as or cluster.as_of(me)
+    ibgp = p.as_number == local_as
+    rr_client = ibgp and bool(me.rr) and p.rr != me.rr
+    if p.local_workload:
+        passive = True
+    else:
+        passive = p.scope == "global" and p.calico_node and passive_by_address(p.ip, my_ip)
+    filters = tuple(f for f in p.filters if f in cluster.snapshot.bgp_filters)
+    return DesiredSession(
+        name=session_name(_kind(p), p.ip, p.port), family=p.family, kind=_kind(p), peer_ip=p.ip,
+        port=p.port or DEFAULT_PORT, remote_as=p.as_number, local_as=local_as, ibgp=ibgp,
+        passive=passive, rr_client=rr_client, rr_cluster_id=me.rr if rr_client else None,
+        password=password(cluster.snapshot, p.password),
+        ttl_security=p.ttl_security if p.ttl_security > 0 else None,
+        max_restart_time=round_seconds(p.restart_time), keepalive_time=round_seconds(p.keepalive_time),
+        source_address=my_ip if p.use_node_ip else None, next_hop=_next_hop(p, ibgp),
+        allow_local_as=p.allow_local_as if p.allow_local_as > 0 else None, filters=filters,
+        reachable_by=p.reachable_by, origin=p.origin,
+    )
+
+
+def node_sessions(cluster: Cluster, me: NodeFacts,
+                  peerings: tuple[Peering, ...]) -> tuple[DesiredSession, ...]:
+    """Mesh plus explicit sessions of every family the node has an address in, sorted by name."""
+    found: list[DesiredSession] = []
+    for family in FAMILIES:
+        my_ip = me.ip(family)
+        if not my_ip:
+            continue  # the family is disabled on this node
+        found.extend(mesh_sessions(cluster, me, family))
+        found.extend(explicit_session(cluster, me, p) for p in peerings
+                     if p.family == family and p.ip != my_ip)
+    return tuple(sorted(found, key=lambda s: s.name))
