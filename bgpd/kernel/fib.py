@@ -1,0 +1,257 @@
+"""KernelFib: the one place that changes kernel routes (I/O; encoding lives in codec.py).
+
+Install path: changes are packed from templates (codec.RouteCodec) into chunks of CHUNK messages,
+each chunk goes to the kernel in one sendto() without NLM_F_ACK, and after each chunk the socket is
+drained without blocking. The kernel processes a netlink sendto() synchronously in the sender's
+context, so when sendto() returns every error of that chunk is already queued: draining per chunk
+bounds what waits in the receive buffer, and nothing ever blocks on a per-route reply. If the
+kernel still had to drop error replies (ENOBUFS), ApplyResult.overrun says so and the caller
+resyncs from dump().
+
+Ownership: installs use our metric (see codec: NLM_F_REPLACE only replaces a route with the same
+metric), deletes name our protocol, table and metric, and dump() asks the kernel for our protocol
+and table only, so routes of other protocols are never read back as ours nor touched.
+
+Asyncio: the methods are synchronous and not thread-safe. Call them from ONE worker thread, e.g.
+``loop.run_in_executor(fib_executor, fib.apply, changes)`` with a ThreadPoolExecutor(max_workers=1):
+sendto() releases the GIL while the kernel installs routes, so the event loop keeps running on
+the second core. 100k routes take about a third of a second (netns-lab/bench/kernel_install).
+"""
+
+from __future__ import annotations
+
+import errno as errnos
+import os
+import queue
+import socket
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pyroute2 import netns as pyroute2_netns
+
+from bgpd.kernel import codec
+from bgpd.kernel.codec import FibChange, NetlinkError, Route
+
+SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
+SOL_NETLINK = 270
+NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK = 10, 11, 12
+BUFFER_BYTES = 32 << 20
+RECV_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What became of one apply(): ``errors`` maps prefix -> reason for changes that failed."""
+
+    sent: int
+    errors: dict[str, str] = field(default_factory=dict)
+    overrun: bool = False  # the kernel dropped error replies: some failures may be unreported
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.overrun
+
+
+def _reason(err: NetlinkError) -> str:
+    name = errnos.errorcode.get(err.errno, str(err.errno))
+    text = err.message or os.strerror(err.errno)
+    return f"{name}: {text}"
+
+
+class KernelFib:
+    """Routes of one (table, protocol) in the current or a named network namespace."""
+
+    CHUNK = 4096  # messages per sendto(): ~300 KB, a few ms of kernel time
+
+    def __init__(self, table: int = codec.DEFAULT_TABLE, protocol: int = codec.DEFAULT_PROTOCOL,
+                 netns: str | None = None, *, metric: int = codec.DEFAULT_METRIC) -> None:
+        self.codec = codec.RouteCodec(table, protocol, metric)
+        self.table, self.protocol, self.metric = table, protocol, metric
+        # pyroute2 opens the socket inside the namespace (flags=0: never create one).
+        self._sock = pyroute2_netns.create_socket(
+            netns, socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE, flags=0)
+        self._setup_socket()
+        self._seq = 1
+        self._rbuf = bytearray(RECV_BYTES)
+
+    def _setup_socket(self) -> None:
+        s = self._sock
+        for force, plain in ((SO_SNDBUFFORCE, socket.SO_SNDBUF), (SO_RCVBUFFORCE, socket.SO_RCVBUF)):
+            try:
+                s.setsockopt(socket.SOL_SOCKET, force, BUFFER_BYTES)
+            except PermissionError:
+                s.setsockopt(socket.SOL_SOCKET, plain, BUFFER_BYTES)
+        # Errors echo only the request header, carry the kernel's text; dumps filter in the kernel.
+        for opt in (NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK):
+            s.setsockopt(SOL_NETLINK, opt, 1)
+        s.bind((0, 0))
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> KernelFib:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes
+    def apply(self, changes: Iterable[FibChange]) -> ApplyResult:
+        """Install/replace (nexthops set) or delete (nexthops None) routes; never waits per route."""
+        return self._send(list(changes))
+
+    def sweep(self, keep: set[str]) -> ApplyResult:
+        """Delete our routes whose prefix is not in ``keep`` (or that carry an old metric)."""
+        canonical: set[str] | None = None
+        doomed: dict[int, list[FibChange]] = {}
+        for route in self._dump_all():
+            if route.metric == self.metric:
+                if route.prefix in keep:
+                    continue
+                if canonical is None:  # callers normally use the kernel's spelling; pay only if not
+                    canonical = {_canonical_or_self(p) for p in keep}
+                if route.prefix in canonical:
+                    continue
+            doomed.setdefault(route.metric, []).append(FibChange(route.prefix, None))
+        results = [self._send(changes, metric) for metric, changes in doomed.items()]
+        return ApplyResult(sum(r.sent for r in results),
+                           {k: v for r in results for k, v in r.errors.items()},
+                           any(r.overrun for r in results))
+
+    def _send(self, changes: list[FibChange], metric: int | None = None) -> ApplyResult:
+        """Encode chunk k+1 on this thread while a sender thread has the kernel install chunk k.
+
+        sendto() releases the GIL while the kernel works, so the two overlap on two cores.
+        """
+        seq0 = self._seq
+        self._seq = (self._seq + len(changes) + 1) & 0x7FFFFFFF or 1
+        errors: dict[str, str] = {}
+        sender = _Sender(self, changes, seq0, errors) if len(changes) > self.CHUNK else None
+        overrun = False
+        try:
+            for start in range(0, len(changes), self.CHUNK):
+                stop = min(start + self.CHUNK, len(changes))
+                buf, rejected = self.codec.encode(changes, seq0, start, stop, metric)
+                for index, reason in rejected:
+                    errors[changes[index].prefix] = reason
+                if sender is not None:
+                    sender.put(buf)
+                else:
+                    overrun |= self._send_chunk(buf, changes, seq0, errors)
+        finally:
+            if sender is not None:
+                overrun |= sender.finish()
+        return ApplyResult(len(changes), errors, overrun)
+
+    def _send_chunk(self, buf: bytearray, changes: list[FibChange], seq0: int,
+                    errors: dict[str, str]) -> bool:
+        if buf:
+            self._sock.send(buf)
+        return self._drain(changes, seq0, errors)
+
+    def _drain(self, changes: list[FibChange], seq0: int, errors: dict[str, str]) -> bool:
+        """Collect queued NLMSG_ERRORs without blocking; True if the kernel dropped some."""
+        overrun = False
+        rbuf = self._rbuf
+        while True:
+            try:
+                n = self._sock.recv_into(rbuf, RECV_BYTES, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return overrun
+            except OSError as exc:
+                if exc.errno != errnos.ENOBUFS:
+                    raise
+                overrun = True
+                continue
+            data = bytes(rbuf[:n])
+            for off, length, mtype, seq in codec.iter_messages(data):
+                if mtype != codec.NLMSG_ERROR:
+                    continue
+                err = codec.parse_error(data, off, length)
+                index = (seq - seq0) & 0xFFFFFFFF
+                if err.errno == 0 or index >= len(changes):
+                    continue  # not one of this batch's requests
+                change = changes[index]
+                if change.nexthops is None and err.errno == errnos.ESRCH:
+                    continue  # deleting what is already gone is success
+                errors[change.prefix] = _reason(err)
+
+    # ------------------------------------------------------------------ reads
+    def dump(self) -> dict[str, Route]:
+        """Our routes (our protocol, our table), by prefix; adoption reads this on start."""
+        out: dict[str, Route] = {}
+        for route in self._dump_all():
+            if route.prefix not in out or route.metric == self.metric:
+                out[route.prefix] = route
+        return out
+
+    def _dump_all(self) -> list[Route]:
+        routes: list[Route] = []
+        for family in (socket.AF_INET, socket.AF_INET6):
+            seq = self._seq
+            self._seq = (self._seq + 1) & 0x7FFFFFFF or 1
+            self._sock.send(codec.dump_request(family, self.table, self.protocol, seq))
+            while self._dump_part(seq, routes):
+                pass
+        return routes
+
+    def _dump_part(self, seq: int, routes: list[Route]) -> bool:
+        """Read one datagram of a dump into ``routes``; False once the dump is done."""
+        n = self._sock.recv_into(self._rbuf, RECV_BYTES)
+        data = bytes(self._rbuf[:n])
+        more = True
+        for off, length, mtype, mseq in codec.iter_messages(data):
+            if mseq != seq:
+                continue  # a late error from an earlier batch: already reported or moot
+            if mtype == codec.NLMSG_DONE:
+                more = False
+            elif mtype == codec.NLMSG_ERROR:
+                err = codec.parse_error(data, off, length)
+                raise OSError(err.errno, f"route dump failed: {_reason(err)}")
+            elif mtype == codec.RTM_NEWROUTE:
+                route = codec.decode_route(data, off, length, self.table, self.protocol)
+                if route is not None:
+                    routes.append(route)
+        return more
+
+
+class _Sender:
+    """The thread that sends encoded chunks and drains their errors, in order."""
+
+    def __init__(self, fib: KernelFib, changes: list[FibChange], seq0: int, errors: dict[str, str]):
+        self._queue: queue.Queue[bytearray | None] = queue.Queue(maxsize=4)  # bounds buffered chunks
+        self._args = (changes, seq0, errors)
+        self._fib = fib
+        self._overrun = False
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="kernel-fib-sender", daemon=True)
+        self._thread.start()
+
+    def put(self, buf: bytearray) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self._queue.put(buf)
+
+    def finish(self) -> bool:
+        self._queue.put(None)
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+        return self._overrun
+
+    def _run(self) -> None:
+        while (buf := self._queue.get()) is not None:
+            if self._failure is not None:
+                continue  # keep consuming so put() never blocks forever
+            try:
+                self._overrun |= self._fib._send_chunk(buf, *self._args)
+            except BaseException as exc:
+                self._failure = exc
+
+
+def _canonical_or_self(prefix: str) -> str:
+    try:
+        return codec.canonical_prefix(prefix)
+    except codec.InvalidChange:
+        return prefix
