@@ -1,0 +1,155 @@
+"""The control socket for real: a unix socket in a temp dir, bad requests, permissions, the client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import stat
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bgpd.control.client import NotRunning, request
+from bgpd.control.protocol import MAX_LINE, ProtocolError, decode_request, encode_request
+from bgpd.control.server import AlreadyRunning, ControlServer
+
+
+async def _status(args: dict[str, Any]) -> Any:
+    return {"node": "node-1", "args": args}
+
+
+async def _boom(args: dict[str, Any]) -> Any:
+    raise RuntimeError("secret detail")
+
+
+def serve(tmp_path: Path, body: Callable[[ControlServer], Awaitable[None]]) -> None:
+    async def main() -> None:
+        server = ControlServer(tmp_path / "run" / "bgpd.sock", {"status": _status, "boom": _boom})
+        await server.start()
+        try:
+            await body(server)
+        finally:
+            await server.close()
+    asyncio.run(main())
+
+
+async def exchange(path: Path, *lines: bytes) -> list[dict[str, Any]]:
+    reader, writer = await asyncio.open_unix_connection(str(path), limit=1 << 20)
+    answers = []
+    for line in lines:
+        writer.write(line)
+        await writer.drain()
+        answers.append(json.loads(await reader.readline()))
+    writer.close()
+    await writer.wait_closed()
+    return answers
+
+
+def test_status_request_over_the_socket(tmp_path: Path) -> None:
+    async def body(server: ControlServer) -> None:
+        result = await asyncio.to_thread(request, server.path, "status", {"verbose": True})
+        assert result == {"node": "node-1", "args": {"verbose": True}}
+    serve(tmp_path, body)
+
+
+def test_socket_and_directory_are_never_world_accessible(tmp_path: Path) -> None:
+    async def body(server: ControlServer) -> None:
+        assert stat.S_IMODE(server.path.stat().st_mode) == 0o660
+        assert stat.S_IMODE(server.path.parent.stat().st_mode) == 0o750
+    serve(tmp_path, body)
+
+
+BAD = [
+    (b"not json\n", "bad JSON"),
+    (b"[1,2]\n", "request must be a JSON object; got list"),
+    (b'{"cmd":"status"}\n', "unsupported protocol version; got None, speaks 1"),
+    (b'{"v":2,"cmd":"status"}\n', "unsupported protocol version; got 2, speaks 1"),
+    (b'{"v":1}\n', "cmd must be a non-empty string; got None"),
+    (b'{"v":1,"cmd":"status","args":[]}\n', "args must be a JSON object; got list"),
+    (b'{"v":1,"cmd":"status","x":1}\n', "unknown request keys: x"),
+    (b'{"v":1,"cmd":"reboot"}\n', "unknown command 'reboot'; known: boom, status"),
+    (b"\xff\xfe\x00garbage\n", "bad JSON"),
+    (b'{"v":1,"cmd":"boom"}\n', "internal error: RuntimeError"),
+    (b"x" * (MAX_LINE + 10) + b"\n", f"request too long: more than {MAX_LINE} bytes"),
+    (b"x" * (3 * MAX_LINE) + b"\n", f"request too long: more than {MAX_LINE} bytes"),
+]
+
+
+def test_bad_requests_get_clear_errors_and_the_connection_keeps_working(tmp_path: Path) -> None:
+    good = encode_request("status")
+
+    async def body(server: ControlServer) -> None:
+        lines = [line for bad, _ in BAD for line in (bad, good)]
+        answers = await exchange(server.path, *lines)
+        for (_, message), error, ok in zip(BAD, answers[0::2], answers[1::2], strict=True):
+            assert error["ok"] is False and error["v"] == 1
+            assert error["error"].startswith(message), error
+            assert "secret detail" not in error["error"]
+            assert ok == {"v": 1, "ok": True, "result": {"node": "node-1", "args": {}}}
+    serve(tmp_path, body)
+
+
+def test_hammering_with_many_clients_leaves_the_server_serving(tmp_path: Path) -> None:
+    async def body(server: ControlServer) -> None:
+        async def one(i: int) -> None:
+            bad, _ = BAD[i % len(BAD)]
+            answers = await exchange(server.path, bad, encode_request("status"))
+            assert answers[0]["ok"] is False and answers[1]["ok"] is True
+
+        async def abrupt() -> None:  # half a request, then hang up
+            _, writer = await asyncio.open_unix_connection(str(server.path))
+            writer.write(b'{"v":1,"cmd":')
+            writer.close()
+
+        await asyncio.gather(*(one(i) for i in range(200)), *(abrupt() for _ in range(50)))
+        assert await asyncio.to_thread(request, server.path, "status") == {"node": "node-1", "args": {}}
+    serve(tmp_path, body)
+
+
+def test_last_line_without_newline_is_answered(tmp_path: Path) -> None:
+    async def body(server: ControlServer) -> None:
+        reader, writer = await asyncio.open_unix_connection(str(server.path))
+        writer.write(b'{"v":1,"cmd":"status"}')
+        writer.write_eof()
+        assert json.loads(await reader.readline())["ok"] is True
+        writer.close()
+    serve(tmp_path, body)
+
+
+def test_client_says_when_the_daemon_is_not_running(tmp_path: Path) -> None:
+    path = tmp_path / "bgpd.sock"
+    with pytest.raises(NotRunning, match=f"bgpd is not running \\(no socket at {path}\\)"):
+        request(path, "status")
+
+
+def test_stale_socket_is_replaced_and_a_live_one_is_not_stolen(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "bgpd.sock"
+    path.parent.mkdir()
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(path))
+    dead.close()
+    with pytest.raises(NotRunning, match="stale socket"):
+        request(path, "status")
+
+    async def body(server: ControlServer) -> None:
+        second = ControlServer(path, {})
+        with pytest.raises(AlreadyRunning):
+            await second.start()
+        assert await asyncio.to_thread(request, path, "status") == {"node": "node-1", "args": {}}
+    serve(tmp_path, body)
+    assert not os.path.exists(path)
+
+
+def test_client_raises_the_daemons_error_text(tmp_path: Path) -> None:
+    async def body(server: ControlServer) -> None:
+        with pytest.raises(ProtocolError, match="unknown command 'nope'"):
+            await asyncio.to_thread(request, server.path, "nope")
+    serve(tmp_path, body)
+
+
+def test_decode_request_round_trip() -> None:
+    assert decode_request(encode_request("status", {"a": 1})).args == {"a": 1}
