@@ -150,7 +150,8 @@ def build_snapshot(
     tables: dict[str, dict[Any, Any]] = {attr: {} for attr in _SNAPSHOT_FIELD.values()}
     errors: list[ConfigError] = []
     for doc in docs:
-        if isinstance(doc.body, dict) and doc.body.get("kind") in ignore_kinds:
+        kind = doc.body.get("kind") if isinstance(doc.body, dict) else None
+        if isinstance(kind, str) and kind in ignore_kinds:
             continue
         resource, problems = parse_resource(doc)
         errors.extend(problems)

@@ -101,7 +101,8 @@ def test_cidr_strict_and_loose() -> None:
     ]:
         with pytest.raises(ValueError) as info:
             v.cidr(raw, 4 if raw.startswith("fd") else None)
-        assert str(info.value) == (problem.replace("a CIDR", "an IPv4 CIDR") if raw.startswith("fd") else problem)
+        expected = problem.replace("a CIDR", "an IPv4 CIDR") if raw.startswith("fd") else problem
+        assert str(info.value) == expected
 
 
 def test_node_interface_addresses() -> None:
@@ -164,7 +165,7 @@ def test_interface_globs() -> None:
 
 def test_plain_ip_family() -> None:
     assert v.ip("10.0.0.1", 4) == ip_address("10.0.0.1")
-    with pytest.raises(ValueError, match="^must be an IPv6 address$"):
+    with pytest.raises(ValueError, match=r"^must be an IPv6 address$"):
         v.ip("10.0.0.1", 6)
-    with pytest.raises(ValueError, match="^must be an IP address$"):
+    with pytest.raises(ValueError, match=r"^must be an IP address$"):
         v.ip("010.0.0.1")
