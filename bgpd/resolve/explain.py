@@ -124,9 +124,12 @@ def why(snapshot: Snapshot, node_name: str, peer_ip: str, env: Mapping[str, str]
         reasons.append(f"{ip} is Node/{me.name}'s own address; a node never peers with itself")
     reasons += _mesh(cluster, me, ip, family)
     before = len(reasons)
+    expansion = expand(cluster, me, local_workloads)
+    made = {k.peer for k in expansion.peerings if k.ip == ip}
     for name in sorted(snapshot.bgp_peers):
-        reasons += _peer(cluster, me, ip, snapshot.bgp_peers[name])
-    reasons += _shadowed(expand(cluster, me, local_workloads), ip)
+        if name not in made:  # a BGPPeer that made a session here needs no excuse for its other rules
+            reasons += _peer(cluster, me, ip, snapshot.bgp_peers[name])
+    reasons += _shadowed(expansion, ip)
     if len(reasons) == before and not any(r.startswith("session ") for r in reasons):
         reasons.append(f"no BGPPeer names {ip} or selects a node with that address")
     return reasons
