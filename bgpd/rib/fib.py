@@ -1,0 +1,51 @@
+"""What the RIB hands on: kernel FIB changes and per-peer outbound announcements (plain values)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from bgpd.bgp import PathAttributes
+
+FibKind = Literal["unicast", "blackhole"]
+
+
+@dataclass(frozen=True, slots=True)
+class FibChange:
+    """The kernel route for ``prefix`` must now be this one; ``nexthops is None`` means delete it.
+
+    ``nexthops`` is sorted and de-duplicated (more than one = ECMP); a blackhole has ``()``.
+    """
+
+    prefix: str
+    nexthops: tuple[str, ...] | None
+    kind: FibKind = "unicast"
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Send ``prefix`` with ``attributes`` (already rewritten for this peer) to session ``peer``."""
+
+    peer: str
+    prefix: str
+    attributes: PathAttributes
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    peer: str
+    prefix: str
+
+
+Outbound = Announce | Withdraw
+
+
+@dataclass(frozen=True, slots=True)
+class RibDiff:
+    """The result of one RIB event: only the prefixes whose FIB entry or advertisement changed."""
+
+    fib: tuple[FibChange, ...] = ()
+    out: tuple[Outbound, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.fib or self.out)

@@ -1,0 +1,445 @@
+"""The RIB: per-session Adj-RIB-In, best path and ECMP per prefix, graceful-restart marks, adopted
+kernel routes, and the incremental FIB diff and per-peer announcements each event causes.
+
+Memory: a session's routes are one ``prefix -> PathAttributes`` dict; attribute objects are shared
+between prefixes. Import-policy results are kept only where they differ from what was received.
+Nothing per prefix is stored for the Loc-RIB: a prefix's best path is recomputed from the few
+Adj-RIB-Ins when an event touches it (before and after the change), which is what the diff needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+
+from bgpd.bgp import Family, PathAttributes
+from bgpd.rib.decision import Candidate, select
+from bgpd.rib.export import Path, outbound
+from bgpd.rib.fib import Announce, FibChange, FibKind, Outbound, RibDiff, Withdraw
+from bgpd.rib.peer import LocalInfo, PeerInfo, local_attributes
+from bgpd.rib.policy import RouteContext, as_loop, import_policy
+from bgpd.rib.prefix import DEFAULT_ROUTES, covered_by, family_of, is_martian
+
+FibEntry = tuple[FibKind, tuple[str, ...]] | None
+State = tuple[Path | None, FibEntry]
+_BLACKHOLE: FibEntry = ("blackhole", ())
+_REJECTED = None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    name: str
+    established: bool
+    received: int  # prefixes held from the current session
+    accepted: int  # of those, the ones import policy let through
+    stale: int  # prefixes kept from the previous session (graceful restart)
+    dropped: int  # new prefixes refused by the max-prefix limit this session
+    over_limit: bool  # the session sent more than its limit; a reset or refresh relearns the rest
+    stale_deadline: float | None
+
+
+class _AdjIn:
+    """One session's routes as received, plus the import results that differ from them."""
+
+    __slots__ = ("changed", "dropped", "eor", "established", "info", "routes", "stale", "stale_deadline")
+
+    def __init__(self, info: PeerInfo) -> None:
+        self.info = info
+        self.routes: dict[str, PathAttributes] = {}
+        self.stale: dict[str, PathAttributes] = {}
+        self.changed: dict[str, PathAttributes | None] = {}
+        self.established = False
+        self.stale_deadline: float | None = None
+        self.eor: set[Family] = set()
+        self.dropped = 0
+
+    def candidate(self, prefix: str) -> Candidate | None:
+        raw = self.routes.get(prefix)
+        stale = raw is None
+        if raw is None:
+            raw = self.stale.get(prefix)
+            if raw is None:
+                return None
+        attrs = self.changed.get(prefix, raw) if self.changed else raw
+        return None if attrs is None else Candidate(self.info, attrs, stale)
+
+    def prefixes(self) -> list[str]:
+        return [*self.routes, *(p for p in self.stale if p not in self.routes)]
+
+    def forget(self, prefix: str) -> None:
+        if prefix not in self.routes and prefix not in self.stale:
+            self.changed.pop(prefix, None)
+
+
+Importer = Callable[[str, PathAttributes], PathAttributes | None]
+
+
+class Rib:
+    """All routing state of one node. Every mutating call returns the `RibDiff` it caused."""
+
+    def __init__(self, local: LocalInfo) -> None:
+        self._local = local
+        self._local_paths = self._paths_of(local)
+        self._adj: dict[str, _AdjIn] = {}
+        self._adopted: dict[str, tuple[str, ...]] = {}
+        self._adopted_deadline: float | None = None
+        self._installed = 0
+
+    # ------------------------------------------------------------------ configuration
+
+    def set_local(self, local: LocalInfo) -> RibDiff:
+        def mutate() -> None:
+            self._local = local
+            self._local_paths = self._paths_of(local)
+            for adj in self._adj.values():
+                self._reimport(adj)
+
+        return self._change_all(mutate)
+
+    def set_peer(self, info: PeerInfo) -> RibDiff:
+        """Add a session or change one (filters, router id, ...): its routes are re-imported."""
+        adj = self._adj.get(info.name)
+        if adj is None:
+            self._adj[info.name] = _AdjIn(info)
+            return RibDiff()
+
+        def mutate() -> None:
+            assert adj is not None
+            adj.info = info
+            self._reimport(adj)
+
+        return self._change_all(mutate)
+
+    def remove_peer(self, name: str) -> RibDiff:
+        def mutate() -> None:
+            del self._adj[name]
+
+        diff = self._change(self._adj[name].prefixes(), mutate, targets_changed=True)
+        return self._merge(diff, self._check_adopted())
+
+    # ------------------------------------------------------------------ session events
+
+    def peer_up(self, info: PeerInfo) -> RibDiff:
+        """Session established (``info`` carries the OPEN's router id and GR time): it gets our table."""
+        old = self._adj.get(info.name)
+        if old is None:
+            self._adj[info.name] = old = _AdjIn(info)
+
+        def mutate() -> None:
+            assert old is not None
+            old.info = info
+            old.established = True
+            old.eor = set()
+            old.dropped = 0
+            self._reimport(old)
+
+        return self._change_all(mutate)
+
+    def peer_down(self, name: str, now: float, graceful: bool) -> RibDiff:
+        """Session lost. With graceful restart its routes stay, stale, until End-of-RIB or the deadline."""
+        adj = self._adj[name]
+        keep = graceful and adj.info.gr_restart_time is not None
+
+        def mutate() -> None:
+            adj.established = False
+            if keep:
+                assert adj.info.gr_restart_time is not None
+                adj.stale.update(adj.routes)
+                adj.stale_deadline = now + adj.info.gr_restart_time
+            else:
+                adj.stale.clear()
+                adj.changed.clear()
+                adj.stale_deadline = None
+            adj.routes = {}
+
+        return self._change(adj.prefixes(), mutate, targets_changed=True)
+
+    def update(self, peer: str, prefixes: Iterable[str], attrs: PathAttributes) -> RibDiff:
+        """Routes received: ``prefixes`` (one UPDATE's NLRI) with shared ``attrs``."""
+        adj = self._adj[peer]
+        importer = self._importer(adj)
+        limit = adj.info.max_prefixes
+        fib: list[FibChange] = []
+        out: list[Outbound] = []
+        targets = self._targets()
+        for prefix in prefixes:
+            if prefix not in adj.routes and limit is not None and len(adj.routes) >= limit:
+                adj.dropped += 1
+                continue
+            before = self._state(prefix)
+            adj.routes[prefix] = attrs
+            adj.stale.pop(prefix, None)
+            self._record(adj, prefix, attrs, importer(prefix, attrs))
+            self._diff(
+                prefix, before, self._state(prefix), old_targets=targets, new_targets=targets,
+                old_local=self._local, fib=fib, out=out,
+            )
+        return RibDiff(tuple(fib), tuple(out))
+
+    def withdraw(self, peer: str, prefixes: Iterable[str]) -> RibDiff:
+        adj = self._adj[peer]
+        fib: list[FibChange] = []
+        out: list[Outbound] = []
+        targets = self._targets()
+        for prefix in prefixes:
+            if prefix not in adj.routes and prefix not in adj.stale:
+                continue
+            before = self._state(prefix)
+            adj.routes.pop(prefix, None)
+            adj.stale.pop(prefix, None)
+            adj.changed.pop(prefix, None)
+            self._diff(
+                prefix, before, self._state(prefix), old_targets=targets, new_targets=targets,
+                old_local=self._local, fib=fib, out=out,
+            )
+        return RibDiff(tuple(fib), tuple(out))
+
+    def end_of_rib(self, peer: str, family: Family) -> RibDiff:
+        """The peer finished sending ``family``: what is still stale of it was not re-announced."""
+        adj = self._adj[peer]
+        adj.eor.add(family)
+        gone = [p for p in adj.stale if family_of(p) == family]
+        diff = self._sweep(adj, gone)
+        if not adj.stale:
+            adj.stale_deadline = None
+        return self._merge(diff, self._check_adopted())
+
+    def expire(self, now: float) -> RibDiff:
+        """Sweep stale routes and adopted kernel routes whose deadline has passed."""
+        diff = RibDiff()
+        for adj in self._adj.values():
+            if adj.stale_deadline is not None and now >= adj.stale_deadline:
+                diff = self._merge(diff, self._sweep(adj, list(adj.stale)))
+                adj.stale_deadline = None
+        if self._adopted_deadline is not None and now >= self._adopted_deadline:
+            diff = self._merge(diff, self._drop_adopted())
+        return diff
+
+    def adopt(self, routes: Mapping[str, tuple[str, ...]], deadline: float) -> None:
+        """Restarter: routes found in the kernel (ours) are taken as the FIB until every configured
+        session has sent End-of-RIB for its families, or ``deadline``. They are never announced."""
+        self._adopted = {p: tuple(sorted(set(nh))) for p, nh in routes.items()}
+        self._adopted_deadline = deadline
+        self._installed = sum(1 for p in self._adopted if self._state(p)[1] is not None)
+
+    # ------------------------------------------------------------------ queries
+
+    def fib(self) -> dict[str, FibChange]:
+        """The whole FIB recomputed from scratch (for a full resync and for checking the diffs)."""
+        result: dict[str, FibChange] = {}
+        for prefix in self._all_prefixes():
+            entry = self._state(prefix)[1]
+            if entry is not None:
+                result[prefix] = FibChange(prefix, entry[1], entry[0])
+        return result
+
+    def adj_out(self, peer: str) -> dict[str, PathAttributes]:
+        """What ``peer`` should have received from us, recomputed from scratch."""
+        target = self._adj[peer].info
+        result: dict[str, PathAttributes] = {}
+        for prefix in self._all_prefixes():
+            path = self._state(prefix)[0]
+            attrs = None if path is None else outbound(path, prefix, target, self._local)
+            if attrs is not None:
+                result[prefix] = attrs
+        return result
+
+    def best(self, prefix: str) -> Path | None:
+        return self._state(prefix)[0]
+
+    def status(self, peer: str) -> PeerStatus:
+        adj = self._adj[peer]
+        rejected = sum(1 for p, a in adj.changed.items() if a is None and p in adj.routes)
+        return PeerStatus(
+            name=peer, established=adj.established, received=len(adj.routes),
+            accepted=len(adj.routes) - rejected, stale=len(adj.stale), dropped=adj.dropped,
+            over_limit=adj.dropped > 0,
+            stale_deadline=adj.stale_deadline,
+        )
+
+    @property
+    def installed(self) -> int:
+        """Prefixes with a kernel route (kept up to date by the diffs)."""
+        return self._installed
+
+    # ------------------------------------------------------------------ import
+
+    def _importer(self, adj: _AdjIn) -> Importer:
+        """Import for one session; the per-attributes work is done once per shared attributes object."""
+        info, local = adj.info, self._local
+        own = (local.as_number,) if info.local_as == local.as_number else (local.as_number, info.local_as)
+        memo: dict[int, PathAttributes | None] = {}
+
+        def per_attrs(attrs: PathAttributes) -> PathAttributes | None:
+            if not info.ibgp and (attrs.local_pref is not None or attrs.originator_id or attrs.cluster_list):
+                # LOCAL_PREF and the reflection attributes mean nothing from another AS (BIRD drops them).
+                attrs = replace(attrs, local_pref=None, originator_id=None, cluster_list=())
+            if as_loop(attrs, own, info.allow_local_as):
+                return _REJECTED
+            if local.router_id is not None and attrs.originator_id == local.router_id:
+                return _REJECTED
+            if local.cluster_id is not None and local.cluster_id in attrs.cluster_list:
+                return _REJECTED
+            return attrs
+
+        def importer(prefix: str, attrs: PathAttributes) -> PathAttributes | None:
+            key = id(attrs)
+            if key not in memo:
+                memo[key] = per_attrs(attrs)
+            checked = memo[key]
+            if checked is None or is_martian(prefix):
+                return _REJECTED
+            return import_policy(info.filters, RouteContext(prefix, "bgp", info.ibgp), checked)
+
+        return importer
+
+    @staticmethod
+    def _record(adj: _AdjIn, prefix: str, raw: PathAttributes, result: PathAttributes | None) -> None:
+        if result is raw:
+            if adj.changed:
+                adj.changed.pop(prefix, None)
+        else:
+            adj.changed[prefix] = result
+
+    def _reimport(self, adj: _AdjIn) -> None:
+        importer = self._importer(adj)
+        adj.changed = {}
+        for table in (adj.stale, adj.routes):
+            for prefix, attrs in table.items():
+                self._record(adj, prefix, attrs, importer(prefix, attrs))
+
+    # ------------------------------------------------------------------ selection
+
+    @staticmethod
+    def _paths_of(local: LocalInfo) -> dict[str, PathAttributes]:
+        return {str(e.prefix): local_attributes(e) for e in local.exports}
+
+    def _state(self, prefix: str) -> State:
+        """The best path (for announcements) and the kernel entry (for the FIB) of one prefix."""
+        blackhole = prefix in self._local.blackholes
+        own = self._local_paths.get(prefix)
+        if own is not None or blackhole:
+            # The node's own prefixes win over anything learned, and a learned copy is never installed.
+            return (None if own is None else (None, own)), (_BLACKHOLE if blackhole else None)
+        cands = [c for adj in self._adj.values() if (c := adj.candidate(prefix)) is not None]
+        if not cands:
+            adopted = self._adopted.get(prefix)
+            return None, (None if adopted is None else ("unicast", adopted))
+        best, group = select(cands)
+        if not self._installable(prefix):
+            return (best.peer, best.attrs), None
+        hops = tuple(sorted({c.attrs.next_hop for c in group}))
+        return (best.peer, best.attrs), ("unicast", hops)
+
+    def _installable(self, prefix: str) -> bool:
+        if prefix in DEFAULT_ROUTES:
+            return self._local.install_default
+        return not covered_by(prefix, self._local.kernel_reject)
+
+    def _all_prefixes(self) -> list[str]:
+        seen: dict[str, None] = dict.fromkeys(self._local_paths)
+        seen.update(dict.fromkeys(self._local.blackholes))
+        for adj in self._adj.values():
+            seen.update(dict.fromkeys(adj.routes))
+            seen.update(dict.fromkeys(adj.stale))
+        seen.update(dict.fromkeys(self._adopted))
+        return list(seen)
+
+    # ------------------------------------------------------------------ diffs
+
+    def _targets(self) -> dict[str, PeerInfo]:
+        return {name: adj.info for name, adj in self._adj.items() if adj.established}
+
+    def _change(
+        self, prefixes: Iterable[str], mutate: Callable[[], None], targets_changed: bool = False
+    ) -> RibDiff:
+        """Run ``mutate`` and diff every prefix in ``prefixes`` (taken before the mutation)."""
+        old_local, old_targets = self._local, self._targets()
+        before = [(p, self._state(p)) for p in prefixes]
+        mutate()
+        new_targets = self._targets() if targets_changed else old_targets
+        fib: list[FibChange] = []
+        out: list[Outbound] = []
+        for prefix, state in before:
+            self._diff(
+                prefix, state, self._state(prefix), old_targets=old_targets, new_targets=new_targets,
+                old_local=old_local, fib=fib, out=out,
+            )
+        return RibDiff(tuple(fib), tuple(out))
+
+    def _change_all(self, mutate: Callable[[], None]) -> RibDiff:
+        """A configuration change: every prefix is diffed, before and after, old config against new."""
+        old_local, old_targets = self._local, self._targets()
+        before = {p: self._state(p) for p in self._all_prefixes()}
+        mutate()
+        new_targets = self._targets()
+        fib: list[FibChange] = []
+        out: list[Outbound] = []
+        for prefix in [*before, *(p for p in self._all_prefixes() if p not in before)]:
+            state = before.get(prefix, (None, None))
+            self._diff(
+                prefix, state, self._state(prefix), old_targets=old_targets, new_targets=new_targets,
+                old_local=old_local, fib=fib, out=out,
+            )
+        return RibDiff(tuple(fib), tuple(out))
+
+    def _diff(
+        self,
+        prefix: str,
+        before: State,
+        after: State,
+        *,
+        old_targets: Mapping[str, PeerInfo],
+        new_targets: Mapping[str, PeerInfo],
+        old_local: LocalInfo,
+        fib: list[FibChange],
+        out: list[Outbound],
+    ) -> None:
+        if before[1] != after[1]:
+            entry = after[1]
+            self._installed += (entry is not None) - (before[1] is not None)
+            fib.append(FibChange(prefix, None) if entry is None else FibChange(prefix, entry[1], entry[0]))
+        old_path, new_path = before[0], after[0]
+        if old_path == new_path and old_targets is new_targets and old_local is self._local:
+            return
+        for name, target in new_targets.items():
+            old_target = old_targets.get(name)
+            old = None
+            if old_path is not None and old_target is not None:
+                old = outbound(old_path, prefix, old_target, old_local)
+            new = None if new_path is None else outbound(new_path, prefix, target, self._local)
+            if new is not None and new != old:
+                out.append(Announce(name, prefix, new))
+            elif new is None and old is not None:
+                out.append(Withdraw(name, prefix))
+
+    def _sweep(self, adj: _AdjIn, prefixes: list[str]) -> RibDiff:
+        def mutate() -> None:
+            for prefix in prefixes:
+                del adj.stale[prefix]
+                adj.forget(prefix)
+
+        return self._change(prefixes, mutate)
+
+    def _check_adopted(self) -> RibDiff:
+        if not self._adopted:
+            return RibDiff()
+        done = all(adj.eor >= set(adj.info.families) for adj in self._adj.values())
+        return self._drop_adopted() if done else RibDiff()
+
+    def _drop_adopted(self) -> RibDiff:
+        prefixes = list(self._adopted)
+
+        def mutate() -> None:
+            self._adopted = {}
+            self._adopted_deadline = None
+
+        return self._change(prefixes, mutate)
+
+    @staticmethod
+    def _merge(a: RibDiff, b: RibDiff) -> RibDiff:
+        if not b:
+            return a
+        if not a:
+            return b
+        return RibDiff(a.fib + b.fib, a.out + b.out)
