@@ -25,6 +25,7 @@ import os
 import queue
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -62,15 +63,14 @@ def _reason(err: NetlinkError) -> str:
 class KernelFib:
     """Routes of one (table, protocol) in the current or a named network namespace."""
 
-    CHUNK = 4096  # messages per sendto(): ~300 KB, a few ms of kernel time
+    CHUNK = 4096  # messages per sendto(): ~300 KB, ~10 ms of kernel time
+    PIECE = 256  # messages encoded between two chances for the sender to take the GIL
 
     def __init__(self, table: int = codec.DEFAULT_TABLE, protocol: int = codec.DEFAULT_PROTOCOL,
                  netns: str | None = None, *, metric: int = codec.DEFAULT_METRIC) -> None:
         self.codec = codec.RouteCodec(table, protocol, metric)
         self.table, self.protocol, self.metric = table, protocol, metric
-        # pyroute2 opens the socket inside the namespace (flags=0: never create one).
-        self._sock = pyroute2_netns.create_socket(
-            netns, socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE, flags=0)
+        self._sock = _netlink_socket(netns)
         self._setup_socket()
         self._seq = 1
         self._rbuf = bytearray(RECV_BYTES)
@@ -120,23 +120,29 @@ class KernelFib:
                            any(r.overrun for r in results))
 
     def _send(self, changes: list[FibChange], metric: int | None = None) -> ApplyResult:
-        """Encode chunk k+1 on this thread while a sender thread has the kernel install chunk k.
+        """Encode on this thread while a sender thread has the kernel install what is encoded.
 
-        sendto() releases the GIL while the kernel works, so the two overlap on two cores.
+        sendto() releases the GIL while the kernel works, so the two overlap on two cores. The
+        encoder works in small pieces and yields the GIL after each, so the sender never waits a
+        whole switch interval (5 ms) for it while the kernel sits idle; the sender joins the pieces
+        it finds queued into one sendto() of up to CHUNK messages.
         """
         seq0 = self._seq
         self._seq = (self._seq + len(changes) + 1) & 0x7FFFFFFF or 1
         errors: dict[str, str] = {}
-        sender = _Sender(self, changes, seq0, errors) if len(changes) > self.CHUNK else None
+        threaded = len(changes) > self.CHUNK
+        sender = _Sender(self, changes, seq0, errors) if threaded else None
+        step = self.PIECE if threaded else self.CHUNK
         overrun = False
         try:
-            for start in range(0, len(changes), self.CHUNK):
-                stop = min(start + self.CHUNK, len(changes))
+            for start in range(0, len(changes), step):
+                stop = min(start + step, len(changes))
                 buf, rejected = self.codec.encode(changes, seq0, start, stop, metric)
                 for index, reason in rejected:
                     errors[changes[index].prefix] = reason
                 if sender is not None:
                     sender.put(buf)
+                    time.sleep(0)  # hand the GIL to the sender if it is back from the kernel
                 else:
                     overrun |= self._send_chunk(buf, changes, seq0, errors)
         finally:
@@ -144,7 +150,7 @@ class KernelFib:
                 overrun |= sender.finish()
         return ApplyResult(len(changes), errors, overrun)
 
-    def _send_chunk(self, buf: bytearray, changes: list[FibChange], seq0: int,
+    def _send_chunk(self, buf: bytes | bytearray, changes: list[FibChange], seq0: int,
                     errors: dict[str, str]) -> bool:
         if buf:
             self._sock.send(buf)
@@ -220,7 +226,7 @@ class _Sender:
     """The thread that sends encoded chunks and drains their errors, in order."""
 
     def __init__(self, fib: KernelFib, changes: list[FibChange], seq0: int, errors: dict[str, str]):
-        self._queue: queue.Queue[bytearray | None] = queue.Queue(maxsize=4)  # bounds buffered chunks
+        self._queue: queue.Queue[bytearray | None] = queue.Queue(maxsize=64)  # bounds what waits
         self._args = (changes, seq0, errors)
         self._fib = fib
         self._overrun = False
@@ -241,13 +247,52 @@ class _Sender:
         return self._overrun
 
     def _run(self) -> None:
-        while (buf := self._queue.get()) is not None:
-            if self._failure is not None:
+        done = False
+        while not done:
+            buf = self._queue.get()
+            done = buf is None
+            pieces = [] if buf is None else [buf]
+            while not done and len(pieces) * KernelFib.PIECE < KernelFib.CHUNK:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                done = more is None
+                if more is not None:
+                    pieces.append(more)
+            if self._failure is not None or not pieces:
                 continue  # keep consuming so put() never blocks forever
             try:
-                self._overrun |= self._fib._send_chunk(buf, *self._args)
+                self._overrun |= self._fib._send_chunk(b"".join(pieces), *self._args)
             except BaseException as exc:
                 self._failure = exc
+
+
+def _netlink_socket(netns: str | None) -> socket.socket:
+    """A NETLINK_ROUTE socket in ``netns`` (a name under /run/netns; None = ours).
+
+    A socket stays in the namespace it was created in, so a short-lived thread enters the
+    namespace (setns moves only the calling thread) and creates it. Not pyroute2's create_socket:
+    that forks, and a forked child that catches a signal unwinds a copy of the caller's stack.
+    """
+    if netns is None:
+        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+    made: list[socket.socket] = []
+    failed: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            pyroute2_netns.setns(netns, flags=0)  # flags=0: never create the namespace
+            made.append(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE))
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=create, name="kernel-fib-netns")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return made[0]
 
 
 def _canonical_or_self(prefix: str) -> str:
