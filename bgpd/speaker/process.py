@@ -51,6 +51,7 @@ PR_SET_PDEATHSIG = 1
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
 STABLE_RUN = 60.0  # a run this long resets the backoff
 STOP_TIMEOUT = 10.0
+DRAIN_FLUSH = 1.0  # seconds for ExaBGP to put queued withdraws on the wire (see drain())
 LOG_TAIL = 20
 
 
@@ -101,6 +102,7 @@ class ExaBGPSpeaker:
         self._generation = 0
         self._send_lock = asyncio.Lock()
         self._up: set[str] = set()
+        self._state_changed = asyncio.Condition()
         self._log_tail: deque[str] = deque(maxlen=LOG_TAIL)
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -166,11 +168,13 @@ class ExaBGPSpeaker:
     async def stop(self, graceful: bool = True) -> None:
         """SIGTERM ExaBGP: sessions close without NOTIFICATION, so GR peers keep our routes as stale.
 
-        graceful=False first tears every established session down with Cease (peers drop our routes).
+        graceful=False first tears every established session down (`teardown`) and waits until they are
+        down. ExaBGP sends the Cease only where graceful restart was not negotiated: with GR it closes
+        silently whatever we ask, so withdrawing routes from GR peers is `drain()`'s job.
         """
-        if not graceful and self._connected.is_set():
-            with contextlib.suppress(SpeakerUnavailable, ConnectionError):
-                await asyncio.wait_for(self.send([teardown(peer) for peer in sorted(self._up)]), STOP_TIMEOUT)
+        if not graceful and self._connected.is_set() and self._up:
+            with contextlib.suppress(SpeakerUnavailable, ConnectionError, TimeoutError):
+                await asyncio.wait_for(self._teardown_all(), STOP_TIMEOUT)
         self._stopping = True
         await self._terminate()
         for task in self._tasks:
@@ -185,11 +189,24 @@ class ExaBGPSpeaker:
         with contextlib.suppress(FileNotFoundError):
             self.config_path.unlink()
 
+    async def _teardown_all(self) -> None:
+        """Cease every session and wait until ExaBGP reports them down (an ack only means queued)."""
+        await self.send([teardown(peer) for peer in sorted(self._up)])
+        async with self._state_changed:
+            await self._state_changed.wait_for(lambda: not self._up)
+
     async def drain(self) -> None:
-        """Withdraw everything we announced from every peer, then stop (a deliberate, non-GR exit)."""
+        """Withdraw everything we announced from every peer, then stop (a deliberate, non-GR exit).
+
+        `clear adj-rib out` queues a withdraw of every route ExaBGP holds for each peer. Its ack means
+        queued, not sent, and ExaBGP gives no signal when the UPDATEs are on the wire, so the speaker
+        waits DRAIN_FLUSH before closing; a withdraw still queued then leaves that route stale at a GR
+        peer until its restart timer (at most maxRestartTime) runs out.
+        """
         if self._connected.is_set():
-            with contextlib.suppress(SpeakerUnavailable, ConnectionError):
+            with contextlib.suppress(SpeakerUnavailable, ConnectionError, TimeoutError):
                 await asyncio.wait_for(self.send(["clear adj-rib out"]), STOP_TIMEOUT)
+                await asyncio.sleep(DRAIN_FLUSH)
         await self.stop(graceful=False)
 
     # ------------------------------------------------------------------------------- child process
@@ -348,5 +365,7 @@ class ExaBGPSpeaker:
                     self._ack_changed.notify_all()
                 continue
             if isinstance(event, PeerState):
-                (self._up.add if event.state == "up" else self._up.discard)(event.peer_ip)
+                async with self._state_changed:
+                    (self._up.add if event.state == "up" else self._up.discard)(event.peer_ip)
+                    self._state_changed.notify_all()
             self._events.put_nowait(event)

@@ -326,3 +326,57 @@ def test_exabgp_killed_is_restarted_and_session_returns(tmp_path: Path, netns: t
                         lambda: "203.0.113.0/24" in rec.bird.birdc("show", "route", "protocol", "peer4"))
 
     scenario(tmp_path, protocols, ("peer4",), desired, ns=netns, body=body)
+
+
+def test_reload_resets_only_the_changed_session(tmp_path: Path, netns: tuple[str, str]) -> None:
+    protocols = bgp_protocol("peer4", B4, A4) + bgp_protocol("peer6", B6, A6, channel="ipv6", export="s6")
+    v6 = session(name="Global_fd77_1__2", family=6, peer_ip=B6, source_address=A6)
+    desired = node(session(), v6)
+
+    async def body(speaker: ExaBGPSpeaker, rec: Recorder) -> None:
+        bird = rec.bird
+        await rec.until("both up", lambda: rec.up(B4) and rec.up(B6) and bird.established("peer4")
+                        and bird.established("peer6"))
+        peer4_before, mark = bird.birdc("show", "protocols", "peer4"), len(rec.events)
+        await speaker.reconfigure(node(session(), dataclasses.replace(v6, keepalive_time=5)))
+        await rec.until("the changed session re-established", lambda: rec.up(B6, after=mark)
+                        and bird.established("peer6"))
+        assert not [e for e in rec.events[mark:] if isinstance(e, PeerState) and e.peer_ip == B4]
+        assert bird.birdc("show", "protocols", "peer4") == peer4_before  # same state, same "Since"
+
+    scenario(tmp_path, protocols, ("peer4", "peer6"), desired, ns=netns, body=body)
+
+
+def test_graceful_stop_keeps_routes_at_peer_and_drain_withdraws(
+    tmp_path: Path, netns: tuple[str, str]
+) -> None:
+    protocols = bgp_protocol("peer4", B4, A4, extra="debug { states, events };")
+    desired = node(session())
+    route = "203.0.113.0/24"
+
+    def bird_has_route(rec: Recorder) -> bool:
+        return route in rec.bird.birdc("show", "route", route)
+
+    async def body(speaker: ExaBGPSpeaker, rec: Recorder) -> None:
+        await rec.until("session up", lambda: rec.up(B4) and rec.bird.established("peer4"))
+        await speaker.send([announce(B4, PathAttributes("self"), [route]), end_of_rib(B4, "ipv4 unicast")])
+        await rec.until("route in BIRD", lambda: bird_has_route(rec))
+        await speaker.stop(graceful=True)
+        log = tmp_path / "bird.log"
+        await rec.until("BIRD sees a graceful restart", lambda: "graceful restart" in log.read_text().lower())
+        assert not rec.bird.established("peer4") and bird_has_route(rec), "GR peer keeps our route as stale"
+        assert "Received:" not in log.read_text(), "SIGTERM must not send a NOTIFICATION"
+
+        again = await run_speaker(tmp_path / "again", netns[0], desired)
+        rec2 = Recorder(again, rec.bird, rec.protos)
+        try:
+            await rec2.until("session back", lambda: rec2.up(B4) and rec2.bird.established("peer4"))
+            await again.send([announce(B4, PathAttributes("self"), [route]), end_of_rib(B4, "ipv4 unicast")])
+            await again.drain()
+            await rec2.until("route withdrawn and session closed",
+                             lambda: not bird_has_route(rec2) and not rec2.bird.established("peer4"))
+        finally:
+            await again.stop()
+            rec2.task.cancel()
+
+    scenario(tmp_path, protocols, ("peer4",), desired, ns=netns, body=body)
