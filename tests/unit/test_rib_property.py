@@ -1,0 +1,137 @@
+"""Property: after any sequence of events, the FIB and Adj-RIB-Outs built by applying the RIB's
+incremental diffs equal the ones recomputed from scratch."""
+
+from __future__ import annotations
+
+from ipaddress import ip_network
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bgpd.bgp import PathAttributes
+from bgpd.model.resources import FilterOperation, FilterRule
+from bgpd.rib import Announce, FibChange, PeerInfo, Rib, RibDiff
+from tests.unit.test_rib_support import bgp_filter, exports, local, peer
+
+PREFIXES = ["10.244.1.0/26", "10.244.2.0/26", "10.244.3.0/26", "192.168.0.0/24", "0.0.0.0/0", "127.0.0.0/8"]
+COMMON = PREFIXES[:2]  # most events touch these, so paths from several peers meet
+FILTER = bgp_filter("f", import_v4=(
+    FilterRule(action="Reject", match_operator="Equal", cidr=ip_network("10.244.2.0/26")),
+    FilterRule(action="Accept", operations=(FilterOperation(set_priority=2147483547 - 50),)),
+), export_v4=(FilterRule(action="Accept", match_operator="Equal", cidr=ip_network("192.168.0.0/24")),))
+PEERS = {
+    "e1": peer("e1", "10.0.1.1", asn=65001),
+    "e2": peer("e2", "10.0.2.1", asn=65002),
+    "c1": peer("c1", "10.0.0.11", rr_client=True),
+    "n1": peer("n1", "10.0.0.12", gr_restart_time=None),
+}
+ATTRS = [
+    PathAttributes("10.0.9.1", as_path=(65001,)),
+    PathAttributes("10.0.9.2", as_path=(65002,), med=5),
+    PathAttributes("10.0.9.3", as_path=(65001, 7), local_pref=300),
+    PathAttributes("10.0.9.4", originator_id="10.0.0.50", cluster_list=("10.0.0.60",)),
+    PathAttributes("10.0.9.5", as_path=(65001, 64512)),
+]
+LOCALS = [
+    local(cluster_id="10.0.0.100"),
+    local(exports=exports("10.244.1.0/26"), blackholes=frozenset({"10.244.1.0/26"}), install_default=True),
+    local(cluster_id="10.0.0.100", kernel_reject=(ip_network("10.244.3.0/24"),)),
+]
+
+name = st.sampled_from(sorted(PEERS))
+prefix = st.one_of(st.sampled_from(COMMON), st.sampled_from(PREFIXES))
+event = st.one_of(
+    st.tuples(st.just("update"), name, st.lists(prefix, max_size=3), st.sampled_from(ATTRS)),
+    st.tuples(st.just("update"), name, st.lists(prefix, max_size=3), st.sampled_from(ATTRS)),
+    st.tuples(st.just("withdraw"), name, st.lists(prefix, max_size=3)),
+    st.tuples(st.just("down"), name, st.booleans()),
+    st.tuples(st.just("up"), name, st.booleans()),
+    st.tuples(st.just("eor"), name),
+    st.tuples(st.just("expire"), st.integers(0, 200)),
+    st.tuples(st.just("local"), st.sampled_from(LOCALS)),
+    st.tuples(st.just("filters"), name, st.booleans()),
+)
+
+
+def info(peer_name: str, filtered: bool) -> PeerInfo:
+    base = PEERS[peer_name]
+    if not filtered:
+        return base
+    return PeerInfo(**{**{f: getattr(base, f) for f in PeerInfo.__slots__}, "filters": (FILTER,)})
+
+
+class Model:
+    def __init__(self, rib: Rib) -> None:
+        self.rib = rib
+        self.fib = rib.fib()
+        self.out: dict[str, dict[str, PathAttributes]] = {}
+        self.now = 0.0
+        self.filtered: dict[str, bool] = dict.fromkeys(PEERS, False)
+
+    def apply(self, diff: RibDiff) -> None:
+        for change in diff.fib:
+            if change.nexthops is None:
+                assert self.fib.pop(change.prefix, None) is not None, change
+            else:
+                assert self.fib.get(change.prefix) != change, change
+                self.fib[change.prefix] = change
+        for o in diff.out:
+            sent = self.out[o.peer]
+            if isinstance(o, Announce):
+                assert sent.get(o.prefix) != o.attributes, o
+                sent[o.prefix] = o.attributes
+            else:
+                assert sent.pop(o.prefix, None) is not None, o
+
+    def step(self, ev: tuple[object, ...]) -> None:
+        kind = ev[0]
+        rib = self.rib
+        if kind == "update":
+            self.apply(rib.update(str(ev[1]), list(ev[2]), ev[3]))  # type: ignore[arg-type]
+        elif kind == "withdraw":
+            self.apply(rib.withdraw(str(ev[1]), list(ev[2])))  # type: ignore[call-overload]
+        elif kind == "down" and str(ev[1]) in self.out:
+            del self.out[str(ev[1])]
+            self.apply(rib.peer_down(str(ev[1]), self.now, bool(ev[2])))
+        elif kind == "up" and str(ev[1]) not in self.out:
+            self.out[str(ev[1])] = {}
+            self.filtered[str(ev[1])] = bool(ev[2])
+            self.apply(rib.peer_up(info(str(ev[1]), bool(ev[2]))))
+        elif kind == "eor":
+            self.apply(rib.end_of_rib(str(ev[1]), "ipv4 unicast"))
+        elif kind == "expire":
+            self.now += float(ev[1])  # type: ignore[arg-type]
+            self.apply(rib.expire(self.now))
+        elif kind == "local":
+            self.apply(rib.set_local(ev[1]))  # type: ignore[arg-type]
+        elif kind == "filters":
+            self.apply(rib.set_peer(info(str(ev[1]), bool(ev[2]))))
+
+    def check(self) -> None:
+        assert self.fib == self.rib.fib()
+        assert self.rib.installed == len(self.fib)
+        for peer_name, sent in self.out.items():
+            assert sent == self.rib.adj_out(peer_name), peer_name
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(event, max_size=25), st.booleans())
+def test_incremental_diffs_equal_recomputation(events: list[tuple[object, ...]], adopt: bool) -> None:
+    rib = Rib(LOCALS[0])
+    for p in PEERS.values():
+        rib.set_peer(p)
+    if adopt:
+        rib.adopt({"10.244.2.0/26": ("10.0.9.9",), "172.16.0.0/16": ("10.0.9.9",)}, 100.0)
+    model = Model(rib)
+    for peer_name in PEERS:
+        model.step(("up", peer_name, False))
+    for ev in events:
+        model.step(ev)
+        model.check()
+
+
+def test_fib_change_for_an_adopted_prefix_is_checked_too() -> None:
+    rib = Rib(LOCALS[0])
+    rib.set_peer(PEERS["e1"])
+    rib.adopt({"172.16.0.0/16": ("10.0.9.9",)}, 100.0)
+    assert rib.fib() == {"172.16.0.0/16": FibChange("172.16.0.0/16", ("10.0.9.9",))}

@@ -1,0 +1,209 @@
+"""The RIB's FIB diffs: ECMP, withdrawals, import checks, max-prefix, graceful restart, adoption."""
+
+from __future__ import annotations
+
+from ipaddress import ip_network
+
+import pytest
+
+from bgpd.desired import ExportPolicy
+from bgpd.model.resources import FilterRule
+from bgpd.rib import Announce, FibChange, LocalInfo, Rib, RibDiff, Withdraw
+from tests.unit.test_rib_support import LOCAL_AS, attrs, bgp_filter, exports, local, peer, rib_with
+
+TOR1 = peer("tor1", "10.0.1.1", asn=65001)
+TOR2 = peer("tor2", "10.0.2.1", asn=65001)
+ROUTE = attrs("10.0.1.1", as_path=(65001,))
+ROUTE2 = attrs("10.0.2.1", as_path=(65001,))
+P = "192.168.10.0/24"
+
+
+def fib(*changes: tuple[str, tuple[str, ...] | None]) -> tuple[FibChange, ...]:
+    return tuple(FibChange(p, nh) for p, nh in changes)
+
+
+def test_ecmp_through_two_tors_then_withdraws() -> None:
+    rib = rib_with(TOR1, TOR2)
+    assert rib.update("tor1", [P], ROUTE).fib == fib((P, ("10.0.1.1",)))
+    assert rib.update("tor2", [P], ROUTE2).fib == fib((P, ("10.0.1.1", "10.0.2.1")))
+    assert rib.withdraw("tor1", [P]).fib == fib((P, ("10.0.2.1",)))
+    assert rib.withdraw("tor1", [P]) == RibDiff()  # nothing left from tor1
+    assert rib.withdraw("tor2", [P]).fib == fib((P, None))
+    assert rib.installed == 0
+
+
+def test_a_better_path_leaves_the_ecmp_set() -> None:
+    rib = rib_with(TOR1, TOR2)
+    rib.update("tor1", [P], ROUTE)
+    rib.update("tor2", [P], ROUTE2)
+    assert rib.update("tor2", [P], attrs("10.0.2.1", as_path=(65001, 1))).fib == fib((P, ("10.0.1.1",)))
+
+
+def test_unchanged_next_hops_give_no_fib_change() -> None:
+    rib = rib_with(TOR1)
+    rib.update("tor1", [P], ROUTE)
+    assert rib.update("tor1", [P], attrs("10.0.1.1", as_path=(65001,), med=5)).fib == ()
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["0.0.0.0/8", "0.1.0.0/16", "127.0.0.1/32", "169.254.1.0/24", "224.0.0.0/4", "239.1.1.1/32",
+     "240.0.0.0/4", "255.255.255.255/32", "::1/128", "::/128", "fe80::/64", "ff02::1/128", "::ffff:0:0/96"],
+)
+def test_martians_are_never_installed(prefix: str) -> None:
+    tor = peer("tor", "fd00::2", asn=65001, families=("ipv4 unicast", "ipv6 unicast"))
+    rib = rib_with(tor)
+    assert rib.update("tor", [prefix], attrs("10.0.1.1", as_path=(65001,))) == RibDiff()
+    assert rib.status("tor").received == 1 and rib.status("tor").accepted == 0
+
+
+def test_default_route_only_when_configured() -> None:
+    rib = rib_with(TOR1)
+    assert rib.update("tor1", ["0.0.0.0/0"], ROUTE).fib == ()
+    assert rib.best("0.0.0.0/0") is not None  # kept in the RIB, only not installed
+    assert rib.set_local(local(install_default=True)).fib == fib(("0.0.0.0/0", ("10.0.1.1",)))
+
+
+def test_kernel_reject_cidrs_are_not_installed() -> None:
+    rib = rib_with(TOR1, kernel_reject=(ip_network("10.96.0.0/12"),))
+    assert rib.update("tor1", ["10.96.0.10/32", P], ROUTE).fib == fib((P, ("10.0.1.1",)))
+
+
+def test_own_exports_are_never_installed_and_blackholes_are() -> None:
+    rib = rib_with(TOR1, exports=exports("10.244.1.0/26", "10.244.9.9/32"), blackholes=frozenset({"10.244.1.0/26"}))
+    assert rib.fib() == {"10.244.1.0/26": FibChange("10.244.1.0/26", (), "blackhole")}
+    assert rib.update("tor1", ["10.244.1.0/26", "10.244.9.9/32"], ROUTE).fib == ()
+    # The learned copy comes in once the node stops exporting the prefix.
+    assert rib.set_local(local()).fib == (
+        FibChange("10.244.1.0/26", ("10.0.1.1",)), FibChange("10.244.9.9/32", ("10.0.1.1",)),
+    )
+
+
+def test_loop_checks_on_import() -> None:
+    ibgp = peer("rr", "10.0.0.9", allow_local_as=None)
+    rib = rib_with(TOR1, ibgp, cluster_id="1.1.1.1")
+    assert rib.update("tor1", [P], attrs("10.0.1.1", as_path=(65001, LOCAL_AS))).fib == ()
+    assert rib.update("rr", [P], attrs("10.0.0.9", originator_id="10.0.0.1")).fib == ()
+    assert rib.update("rr", [P], attrs("10.0.0.9", cluster_list=("2.2.2.2", "1.1.1.1"))).fib == ()
+    assert rib.update("rr", [P], attrs("10.0.0.9", cluster_list=("2.2.2.2",))).fib == fib((P, ("10.0.0.9",)))
+
+
+def test_allow_local_as_admits_that_many_occurrences() -> None:
+    rib = rib_with(peer("tor1", "10.0.1.1", asn=65001, allow_local_as=1))
+    looped_once = attrs("10.0.1.1", as_path=(65001, LOCAL_AS))
+    assert rib.update("tor1", [P], looped_once).fib == fib((P, ("10.0.1.1",)))
+    assert rib.update("tor1", [P], attrs("10.0.1.1", as_path=(65001, LOCAL_AS, LOCAL_AS))).fib == fib((P, None))
+
+
+def test_ebgp_local_pref_and_reflection_attributes_are_dropped() -> None:
+    rib = rib_with(TOR1, TOR2)
+    rib.update("tor1", [P], attrs("10.0.1.1", as_path=(65001,), local_pref=500, originator_id="9.9.9.9"))
+    assert rib.update("tor2", [P], ROUTE2).fib == fib((P, ("10.0.1.1", "10.0.2.1")))
+
+
+def test_import_filter_change_is_applied_to_held_routes() -> None:
+    rib = rib_with(TOR1)
+    rib.update("tor1", [P, "192.168.11.0/24"], ROUTE)
+    reject = bgp_filter("no-10", import_v4=(FilterRule(action="Reject", match_operator="Equal",
+                                                         cidr=ip_network(P)),))
+    assert rib.set_peer(peer("tor1", "10.0.1.1", asn=65001, filters=(reject,))).fib == fib((P, None))
+    assert rib.status("tor1").accepted == 1
+    assert rib.set_peer(TOR1).fib == fib((P, ("10.0.1.1",)))
+
+
+def test_max_prefix_limit_refuses_new_prefixes_and_says_so() -> None:
+    rib = rib_with(peer("tor1", "10.0.1.1", asn=65001, max_prefixes=2))
+    diff = rib.update("tor1", ["192.168.1.0/24", "192.168.2.0/24", "192.168.3.0/24"], ROUTE)
+    assert [c.prefix for c in diff.fib] == ["192.168.1.0/24", "192.168.2.0/24"]
+    status = rib.status("tor1")
+    assert (status.received, status.dropped, status.over_limit) == (2, 1, True)
+    # Held prefixes may still change, and a withdrawal makes room for a new one.
+    assert rib.update("tor1", ["192.168.1.0/24"], attrs("10.0.1.9", as_path=(65001,))).fib == fib(
+        ("192.168.1.0/24", ("10.0.1.9",)))
+    rib.withdraw("tor1", ["192.168.2.0/24"])
+    assert rib.update("tor1", ["192.168.3.0/24"], ROUTE).fib == fib(("192.168.3.0/24", ("10.0.1.1",)))
+    rib.peer_down("tor1", 0.0, graceful=False)
+    rib.peer_up(peer("tor1", "10.0.1.1", asn=65001, max_prefixes=2))
+    assert not rib.status("tor1").over_limit
+
+
+def test_graceful_restart_keeps_refreshes_and_sweeps_on_end_of_rib() -> None:
+    rib = rib_with(TOR1)
+    rib.update("tor1", [P, "192.168.11.0/24", "192.168.12.0/24"], ROUTE)
+    assert rib.peer_down("tor1", 100.0, graceful=True) == RibDiff()
+    status = rib.status("tor1")
+    assert (status.stale, status.stale_deadline) == (3, 220.0)
+    rib.peer_up(TOR1)
+    assert rib.update("tor1", [P], ROUTE).fib == ()  # refreshed, same next hop
+    assert rib.update("tor1", ["192.168.11.0/24"], ROUTE2).fib == fib(("192.168.11.0/24", ("10.0.2.1",)))
+    assert rib.end_of_rib("tor1", "ipv6 unicast") == RibDiff()  # other family: nothing swept
+    assert rib.end_of_rib("tor1", "ipv4 unicast").fib == fib(("192.168.12.0/24", None))
+    assert rib.status("tor1").stale == 0
+    assert rib.expire(1000.0) == RibDiff()
+
+
+def test_graceful_restart_deadline_sweeps_what_was_not_refreshed() -> None:
+    rib = rib_with(TOR1)
+    rib.update("tor1", [P], ROUTE)
+    rib.peer_down("tor1", 100.0, graceful=True)
+    assert rib.expire(219.9) == RibDiff()
+    assert rib.expire(220.0).fib == fib((P, None))
+
+
+def test_non_graceful_loss_or_no_capability_removes_at_once() -> None:
+    rib = rib_with(TOR1, peer("tor2", "10.0.2.1", asn=65001, gr_restart_time=None))
+    rib.update("tor1", [P], ROUTE)
+    rib.update("tor2", ["192.168.20.0/24"], ROUTE2)
+    assert rib.peer_down("tor2", 0.0, graceful=True).fib == fib(("192.168.20.0/24", None))
+    assert rib.peer_down("tor1", 0.0, graceful=False).fib == fib((P, None))
+
+
+def test_fresh_route_beats_a_stale_better_one() -> None:
+    rib = rib_with(TOR1, TOR2)
+    rib.update("tor1", [P], ROUTE)
+    rib.update("tor2", [P], attrs("10.0.2.1", as_path=(65001, 2)))
+    assert rib.peer_down("tor1", 0.0, graceful=True).fib == fib((P, ("10.0.2.1",)))
+
+
+def test_adopted_routes_stay_until_every_peer_sent_end_of_rib() -> None:
+    rib = rib_with(TOR1, TOR2)
+    rib.adopt({P: ("10.0.1.1",), "192.168.11.0/24": ("10.0.1.1",), "192.168.12.0/24": ("10.0.2.1",)}, 60.0)
+    assert rib.installed == 3
+    assert rib.update("tor1", [P], ROUTE).fib == ()  # already in the kernel as it is
+    assert rib.update("tor1", ["192.168.11.0/24"], ROUTE2).fib == fib(("192.168.11.0/24", ("10.0.2.1",)))
+    assert rib.end_of_rib("tor1", "ipv4 unicast") == RibDiff()  # tor2 has not finished
+    assert rib.end_of_rib("tor2", "ipv4 unicast").fib == fib(("192.168.12.0/24", None))
+    assert rib.installed == 2
+
+
+def test_adopted_routes_go_at_the_deadline() -> None:
+    rib = rib_with(TOR1)
+    rib.adopt({P: ("10.0.1.1",)}, 60.0)
+    assert rib.expire(59.0) == RibDiff()
+    assert rib.expire(60.0).fib == fib((P, None))
+
+
+def test_adopted_routes_are_not_announced() -> None:
+    rib = rib_with(peer("n2", "10.0.0.2"))
+    rib.adopt({"10.244.5.0/26": ("10.0.0.5",)}, 60.0)
+    assert rib.adj_out("n2") == {}
+
+
+def test_local_exports_are_announced_with_communities() -> None:
+    rib = Rib(local(exports=exports("10.244.1.0/26", communities=("65000:1", "1:2:3"))))
+    diff = rib.peer_up(TOR1)
+    assert diff.out == (Announce("tor1", "10.244.1.0/26", attrs(
+        "10.0.0.1", as_path=(LOCAL_AS,), communities=((65000, 1),), large_communities=((1, 2, 3),))),)
+    ibgp = peer("n2", "10.0.0.2")
+    assert rib.peer_up(ibgp).out == (Announce("n2", "10.244.1.0/26", attrs(
+        "10.0.0.1", local_pref=2147483647 - 1024, communities=((65000, 1),),
+        large_communities=((1, 2, 3),))),)
+
+
+def test_export_policy_change_announces_and_withdraws() -> None:
+    rib = Rib(LocalInfo(as_number=LOCAL_AS, exports=exports("10.244.1.0/26")))
+    assert rib.peer_up(TOR1).out == ()  # no pool covers it: Calico's policy rejects it
+    diff = rib.set_local(LocalInfo(as_number=LOCAL_AS, exports=exports("10.244.1.0/26"),
+                                   export_policy=ExportPolicy(pools=(ip_network("10.244.0.0/16"),))))
+    assert diff.out == (Announce("tor1", "10.244.1.0/26", attrs("10.0.0.1", as_path=(LOCAL_AS,))),)
+    assert rib.set_local(LocalInfo(as_number=LOCAL_AS)).out == (Withdraw("tor1", "10.244.1.0/26"),)
