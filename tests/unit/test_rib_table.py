@@ -70,7 +70,8 @@ def test_kernel_reject_cidrs_are_not_installed() -> None:
 
 
 def test_own_exports_are_never_installed_and_blackholes_are() -> None:
-    rib = rib_with(TOR1, exports=exports("10.244.1.0/26", "10.244.9.9/32"), blackholes=frozenset({"10.244.1.0/26"}))
+    own = exports("10.244.1.0/26", "10.244.9.9/32")
+    rib = rib_with(TOR1, exports=own, blackholes=frozenset({"10.244.1.0/26"}))
     assert rib.fib() == {"10.244.1.0/26": FibChange("10.244.1.0/26", (), "blackhole")}
     assert rib.update("tor1", ["10.244.1.0/26", "10.244.9.9/32"], ROUTE).fib == ()
     # The learned copy comes in once the node stops exporting the prefix.
@@ -92,7 +93,8 @@ def test_allow_local_as_admits_that_many_occurrences() -> None:
     rib = rib_with(peer("tor1", "10.0.1.1", asn=65001, allow_local_as=1))
     looped_once = attrs("10.0.1.1", as_path=(65001, LOCAL_AS))
     assert rib.update("tor1", [P], looped_once).fib == fib((P, ("10.0.1.1",)))
-    assert rib.update("tor1", [P], attrs("10.0.1.1", as_path=(65001, LOCAL_AS, LOCAL_AS))).fib == fib((P, None))
+    looped_twice = attrs("10.0.1.1", as_path=(65001, LOCAL_AS, LOCAL_AS))
+    assert rib.update("tor1", [P], looped_twice).fib == fib((P, None))
 
 
 def test_ebgp_local_pref_and_reflection_attributes_are_dropped() -> None:
