@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from bgpd.bgp import PathAttributes
 from bgpd.model.resources import FilterOperation, FilterRule
-from bgpd.rib import Announce, FibChange, PeerInfo, Rib, RibDiff
+from bgpd.rib import Announce, FibChange, LocalInfo, PeerInfo, Rib, RibDiff
 from tests.unit.test_rib_support import bgp_filter, exports, local, peer
 
 PREFIXES = ["10.244.1.0/26", "10.244.2.0/26", "10.244.3.0/26", "192.168.0.0/24", "0.0.0.0/0", "127.0.0.0/8"]
@@ -66,7 +66,6 @@ class Model:
         self.fib = rib.fib()
         self.out: dict[str, dict[str, PathAttributes]] = {}
         self.now = 0.0
-        self.filtered: dict[str, bool] = dict.fromkeys(PEERS, False)
 
     def apply(self, diff: RibDiff) -> None:
         for change in diff.fib:
@@ -84,28 +83,27 @@ class Model:
                 assert sent.pop(o.prefix, None) is not None, o
 
     def step(self, ev: tuple[object, ...]) -> None:
-        kind = ev[0]
         rib = self.rib
-        if kind == "update":
-            self.apply(rib.update(str(ev[1]), list(ev[2]), ev[3]))  # type: ignore[arg-type]
-        elif kind == "withdraw":
-            self.apply(rib.withdraw(str(ev[1]), list(ev[2])))  # type: ignore[call-overload]
-        elif kind == "down" and str(ev[1]) in self.out:
-            del self.out[str(ev[1])]
-            self.apply(rib.peer_down(str(ev[1]), self.now, bool(ev[2])))
-        elif kind == "up" and str(ev[1]) not in self.out:
-            self.out[str(ev[1])] = {}
-            self.filtered[str(ev[1])] = bool(ev[2])
-            self.apply(rib.peer_up(info(str(ev[1]), bool(ev[2]))))
-        elif kind == "eor":
-            self.apply(rib.end_of_rib(str(ev[1]), "ipv4 unicast"))
-        elif kind == "expire":
-            self.now += float(ev[1])  # type: ignore[arg-type]
-            self.apply(rib.expire(self.now))
-        elif kind == "local":
-            self.apply(rib.set_local(ev[1]))  # type: ignore[arg-type]
-        elif kind == "filters":
-            self.apply(rib.set_peer(info(str(ev[1]), bool(ev[2]))))
+        match ev:
+            case ("update", str(name), list(prefixes), PathAttributes() as attrs):
+                self.apply(rib.update(name, [str(p) for p in prefixes], attrs))
+            case ("withdraw", str(name), list(prefixes)):
+                self.apply(rib.withdraw(name, [str(p) for p in prefixes]))
+            case ("down", str(name), bool(graceful)) if name in self.out:
+                del self.out[name]
+                self.apply(rib.peer_down(name, self.now, graceful))
+            case ("up", str(name), bool(filtered)) if name not in self.out:
+                self.out[name] = {}
+                self.apply(rib.peer_up(info(name, filtered)))
+            case ("eor", str(name)):
+                self.apply(rib.end_of_rib(name, "ipv4 unicast"))
+            case ("expire", int(seconds)):
+                self.now += seconds
+                self.apply(rib.expire(self.now))
+            case ("local", LocalInfo() as new_local):
+                self.apply(rib.set_local(new_local))
+            case ("filters", str(name), bool(filtered)):
+                self.apply(rib.set_peer(info(name, filtered)))
 
     def check(self) -> None:
         assert self.fib == self.rib.fib()
