@@ -51,6 +51,7 @@ PR_SET_PDEATHSIG = 1
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
 STABLE_RUN = 60.0  # a run this long resets the backoff
 STOP_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 30.0  # how long send() waits for a (re)starting ExaBGP's bridge
 DRAIN_FLUSH = 1.0  # seconds for ExaBGP to put queued withdraws on the wire (see drain())
 LOG_TAIL = 20
 
@@ -79,12 +80,10 @@ def _die_with_parent() -> None:
 class ExaBGPSpeaker:
     """One supervised ExaBGP child for one node."""
 
-    def __init__(self, settings: SpeakerSettings, run_dir: Path, desired: DesiredNode,
-                 command_prefix: Sequence[str] = ()) -> None:
+    def __init__(self, settings: SpeakerSettings, run_dir: Path, command_prefix: Sequence[str] = ()) -> None:
         # command_prefix runs ExaBGP elsewhere (e.g. `ip netns exec NS`); it must exec, not fork
         self._settings = settings
         self._run_dir = run_dir
-        self._desired = desired
         self._prefix = tuple(command_prefix)
         self.config_path = run_dir / "exabgp.conf"
         self.restarts = 0
@@ -117,14 +116,20 @@ class ExaBGPSpeaker:
     def established(self) -> frozenset[str]:
         return frozenset(self._up)
 
-    async def start(self) -> None:
+    @property
+    def started(self) -> bool:
+        return self._server is not None
+
+    async def start(self, desired: DesiredNode) -> None:
+        """Listen on the API socket and start ExaBGP. ValueError when ExaBGP refuses the config."""
         self._run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self._run_dir, 0o700)
+        await self._validate(desired)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._settings.api_socket)
         self._server = await asyncio.start_unix_server(self._on_bridge, path=self._settings.api_socket)
         os.chmod(self._settings.api_socket, 0o600)
-        self._write_config(self._desired)
+        self._write_config(desired)
         self._tasks.append(asyncio.create_task(self._decode_loop(), name="exabgp-decode"))
         await self._spawn()
         self._tasks.append(asyncio.create_task(self._supervise(), name="exabgp-supervise"))
@@ -139,8 +144,13 @@ class ExaBGPSpeaker:
         """Write the commands and wait until each has its ack. Raises SpeakerUnavailable if ExaBGP dies."""
         if not commands:
             return SendResult(0, 0)
+        if not self.started:
+            raise SpeakerUnavailable("the speaker is not started")
         async with self._send_lock:
-            await self._connected.wait()
+            try:
+                await asyncio.wait_for(self._connected.wait(), CONNECT_TIMEOUT)
+            except TimeoutError:
+                raise SpeakerUnavailable(f"ExaBGP not connected ({self.last_exit or 'starting'})") from None
             generation, writer = self._generation, self._writer
             assert writer is not None
             acks_before, errors_before = self._acks, self._errors
@@ -158,9 +168,14 @@ class ExaBGPSpeaker:
             return SendResult(len(commands) - errors, errors)
 
     async def reconfigure(self, desired: DesiredNode) -> None:
-        """Rewrite the config and reload: only added, removed or changed neighbors are touched."""
+        """Rewrite the config and reload: only added, removed or changed neighbors are touched.
+
+        The first call starts the speaker. ValueError (nothing changed) when ExaBGP refuses the config.
+        """
+        if not self.started:
+            await self.start(desired)
+            return
         await self._validate(desired)
-        self._desired = desired
         self._write_config(desired)
         if self.pid is not None:
             os.kill(self.pid, signal.SIGUSR1)

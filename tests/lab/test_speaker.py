@@ -163,8 +163,8 @@ async def run_speaker(tmp_path: Path, ns: str, desired: DesiredNode) -> ExaBGPSp
     run_dir = tmp_path / "run"
     settings = SpeakerSettings(bridge_command=default_bridge_command(), api_socket=str(run_dir / "api.sock"),
                                exabgp=EXABGP, hold_time=9, node_ipv4=A4, node_ipv6=A6)
-    speaker = ExaBGPSpeaker(settings, run_dir, desired, command_prefix=("ip", "netns", "exec", ns))
-    await speaker.start()
+    speaker = ExaBGPSpeaker(settings, run_dir, command_prefix=("ip", "netns", "exec", ns))
+    await speaker.start(desired)
     return speaker
 
 
