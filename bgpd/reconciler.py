@@ -1,45 +1,44 @@
 """The one owner of bgpd's mutable state.
 
-Inputs, each handled to completion before the next (the app feeds them from one queue):
-snapshots from the store, events from the speaker, and timer ticks. Outputs go through the ports:
-session configuration and routes to the speaker, route changes to the kernel. Time comes from an
-injected clock, so every behaviour here is tested with fakes and a manual clock.
+Inputs, each handled to completion before the next (the app feeds them from one queue): snapshots
+from the store, events from the speaker, and timer ticks. The reconciler resolves and plans a
+snapshot, drives the speaker (session configuration, then routes over the API) and owns the RIB,
+whose diffs become kernel changes and per-peer announcements. Time comes from an injected clock, so
+every behaviour here is tested with fake ports, the real RIB and a manual clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
-from bgpd.bgp import Family
+from bgpd.bgp import Family, PathAttributes
 from bgpd.control.status import SessionStatus, StatusReport
-from bgpd.desired import DesiredNode, DesiredSession, Export
+from bgpd.desired import DesiredNode, DesiredSession
 from bgpd.model.snapshot import Snapshot
-from bgpd.plan import Plan, plan
-from bgpd.ports import (
-    Clock,
+from bgpd.plan import Plan, SessionAction, plan
+from bgpd.ports import Clock, FibPort, SpeakerPort
+from bgpd.rib import DEFAULT_MAX_PREFIXES, Announce, FibChange, LocalInfo, Outbound, PeerInfo, Rib, RibDiff
+from bgpd.speaker import codec
+from bgpd.speaker.codec import (
     EndOfRib,
-    FibChange,
-    FibPort,
+    Event,
+    NotificationEvent,
     PeerOpen,
     PeerState,
-    RibPort,
     RoutesReceived,
     RoutesWithdrawn,
-    SpeakerEvent,
-    SpeakerPort,
     SpeakerRestarted,
 )
 
 Resolver = Callable[[Snapshot, str], DesiredNode]
 ESTABLISHED = "Established"
-# ExaBGP's API speaks of up/down/connected; the status speaks BGP FSM states, as BIRD does.
-_STATE_NAMES = {"up": ESTABLISHED, "down": "Idle", "connected": "Connect", "idle": "Idle"}
+FAMILY_OF: dict[int, Family] = {4: "ipv4 unicast", 6: "ipv6 unicast"}
+MAX_NLRI_PER_COMMAND = 1000  # keeps API lines short; ExaBGP packs them into UPDATEs itself
 _LOG_EVENTS = {"add": "session_added", "remove": "session_removed", "reset": "session_reset",
                "update": "session_updated"}
-FAMILY_OF: dict[int, Family] = {4: "ipv4 unicast", 6: "ipv6 unicast"}
 
 log = structlog.get_logger("bgpd.reconciler")
 
@@ -52,10 +51,11 @@ class _Session:
     state: str
     since: float
     reason: str | None
+    peer_router_id: str | None = None  # from the peer's OPEN
     peer_restart_time: int | None = None  # from the peer's OPEN; None: no graceful restart
-    opened: bool = False  # an OPEN was ever received
-    stale_until: float | None = None  # graceful-restart deadline (monotonic) for the peer's stale routes
+    opened: bool = False  # an OPEN was received at least once
     eor_seen: bool = False
+    notification: str | None = None  # the last NOTIFICATION, as a reason
 
     @property
     def family(self) -> Family:
@@ -66,23 +66,11 @@ class _Session:
         if self.state == ESTABLISHED:
             return ESTABLISHED
         info = f"{self.state}: {self.reason}" if self.reason else self.state
+        if self.notification:
+            info += f"; last NOTIFICATION {self.notification}"
         if self.desired.password is not None and not self.opened:
             info += " (no OPEN received; MD5 password mismatch suspected)"
         return info
-
-
-@dataclass
-class _Speaker:
-    pid: int | None = None
-    restarts: int = 0
-    last_exit: str | None = None
-
-
-@dataclass
-class _Store:
-    revision: str = ""
-    stale: bool = False
-    errors: tuple[str, ...] = ()
 
 
 @dataclass
@@ -91,207 +79,250 @@ class Reconciler:
     store_source: str
     speaker: SpeakerPort
     fib: FibPort
-    rib: RibPort
     clock: Clock
     resolve: Resolver
-    restart_deadline: float = 120.0  # seconds: our own restart's stale retention and first-sweep wait
+    restart_deadline: float = 120.0  # how long adopted kernel routes wait for every End-of-RIB
+    max_prefixes: int | None = DEFAULT_MAX_PREFIXES
     current: DesiredNode | None = None
     sessions: dict[str, _Session] = field(default_factory=dict)
-    store: _Store = field(default_factory=_Store)
-    exabgp: _Speaker = field(default_factory=_Speaker)
+    rib: Rib = field(default_factory=lambda: Rib(LocalInfo(as_number=0)))
+    revision: str = ""
+    stale_errors: tuple[str, ...] = ()
+    stale: bool = False
+    exabgp_restarts: int = 0
+    exabgp_last_exit: str | None = None
     started: float = 0.0
     swept: bool = False
     _sweep_at: float = 0.0
+    _by_ip: dict[str, str] = field(default_factory=dict)
+    _local: LocalInfo | None = None
 
     def __post_init__(self) -> None:
         self.started = self.clock.time()
         self._sweep_at = self.clock.monotonic() + self.restart_deadline
 
+    async def adopt(self) -> int:
+        """At start: the routes a previous run left keep forwarding until every session resynced."""
+        routes = await self.fib.dump()
+        self.rib.adopt(routes, self._sweep_at)
+        log.info("kernel_routes_adopted", routes=len(routes))
+        return len(routes)
+
     # ---------------------------------------------------------------- snapshots
 
     async def on_snapshot(self, snapshot: Snapshot) -> Plan | None:
         """Apply a snapshot; a bad one changes nothing that runs and marks the status stale."""
-        errors = [str(e) for e in snapshot.errors]
-        desired = None
-        if not errors:
-            try:
-                desired = self.resolve(snapshot, self.node_name)
-            except Exception as exc:  # a resolver bug must not stop the sessions that run
-                log.exception("resolve_failed", revision=snapshot.revision)
-                errors = [f"resolving node {self.node_name} failed: {type(exc).__name__}: {exc}"]
-            else:
-                errors = [str(e) for e in desired.errors]
-        if desired is None or errors:
-            self.store = _Store(self.store.revision, stale=True, errors=tuple(errors))
-            log.warning("config_rejected", revision=snapshot.revision, errors=errors)
+        desired, errors = self._resolve(snapshot)
+        if desired is None:
+            self._reject(snapshot.revision, errors)
             return None
         steps = plan(self.current, desired)
-        await self._apply(steps, desired)
-        self.store = _Store(snapshot.revision)
+        if steps.needs_speaker_config:
+            try:  # first: a configuration the speaker refuses must leave everything as it was
+                await self.speaker.reconfigure(desired)
+            except ValueError as exc:
+                self._reject(snapshot.revision, [f"speaker configuration refused: {exc}"])
+                return None
+        diff = self._apply_to_rib(steps, desired)
+        self.current = desired
+        self._by_ip = {s.peer_ip: s.name for s in desired.sessions}
+        self.revision, self.stale, self.stale_errors = snapshot.revision, False, ()
+        await self._emit(diff, extra_fib=_static_changes(steps))
+        await self._maybe_sweep()
         return steps
 
-    async def _apply(self, steps: Plan, desired: DesiredNode) -> None:
-        changes: list[FibChange] = []
+    def _resolve(self, snapshot: Snapshot) -> tuple[DesiredNode | None, list[str]]:
+        if snapshot.errors:
+            return None, [str(e) for e in snapshot.errors]
+        try:
+            desired = self.resolve(snapshot, self.node_name)
+        except Exception as exc:  # a resolver bug must not stop the sessions that run
+            log.exception("resolve_failed", revision=snapshot.revision)
+            return None, [f"resolving node {self.node_name} failed: {type(exc).__name__}: {exc}"]
+        if desired.errors:
+            return None, [str(e) for e in desired.errors]
+        return desired, []
+
+    def _reject(self, revision: str, errors: list[str]) -> None:
+        self.stale, self.stale_errors = True, tuple(errors)
+        log.warning("config_rejected", revision=revision, errors=errors)
+
+    def _apply_to_rib(self, steps: Plan, desired: DesiredNode) -> RibDiff:
+        now = self.clock.monotonic()
+        diffs = []
         for action in steps.actions:
-            if action.kind in ("remove", "reset"):
-                changes += self.rib.peer_down(action.name, graceful=False)
+            log.info(_LOG_EVENTS[action.kind], peer=action.name, reason=", ".join(action.changed) or None)
             if action.kind == "remove":
                 del self.sessions[action.name]
-            elif action.kind in ("add", "reset") and action.session is not None:
-                why = "new session" if action.kind == "add" else "reset: " + ", ".join(action.changed)
-                self.sessions[action.name] = _Session(action.session, "Idle", self.clock.time(), why)
-            elif action.kind == "update" and action.session is not None:
-                self.sessions[action.name].desired = action.session
-            log.info(_LOG_EVENTS[action.kind], peer=action.name,
-                     reason=", ".join(action.changed) or action.kind)
-        for noop in steps.of_kind("noop"):  # keep e.g. the origin up to date
-            self.sessions[noop].desired = next(s for s in desired.sessions if s.name == noop)
-        if steps.needs_speaker_config or steps.actions:
-            await self.speaker.configure(desired)
-        changes += self.rib.configure(desired)
-        await self._fib(changes)
-        if steps.static_changed or self.current is None:
-            await self.fib.set_static(desired.static_routes, desired.blackholes)
-        self.current = desired
-        await self._send_exports(steps)
-        await self._maybe_sweep()
+                diffs.append(self.rib.remove_peer(action.name))
+            elif action.kind == "reset":
+                diffs.append(self.rib.peer_down(action.name, now, graceful=False))
+        local = LocalInfo.from_desired(desired)
+        if local != self._local:  # a new LocalInfo re-evaluates every prefix: only when it changed
+            self._local = local
+            diffs.append(self.rib.set_local(local))
+        for action in steps.sessions:
+            if action.kind != "remove":
+                diffs.append(self._set_session(action, desired))
+        return _merge(diffs)
 
-    async def _send_exports(self, steps: Plan) -> None:
-        """New and withdrawn exports to running sessions; all of them where the next hop changed."""
-        renext = {a.name for a in steps.actions if a.kind == "update" and "next_hop" in a.changed}
-        for name, s in self.sessions.items():
-            if s.state != ESTABLISHED:
-                continue  # sessions get everything when they come up
-            withdraw = _of_family(steps.withdraw, s.desired.family)
-            if withdraw:
-                await self.speaker.withdraw(name, withdraw)
-            announce = self._exports(s) if name in renext else _of_family(steps.announce, s.desired.family)
-            if announce:
-                await self.speaker.announce(name, announce)
+    def _set_session(self, action: SessionAction, desired: DesiredNode) -> RibDiff:
+        assert action.session is not None
+        if action.kind in ("add", "reset"):
+            why = "new session" if action.kind == "add" else "reset: " + ", ".join(action.changed)
+            self.sessions[action.name] = _Session(action.session, "Idle", self.clock.time(), why)
+        s = self.sessions[action.name]
+        s.desired = action.session  # also for no-ops: e.g. which resources produced it
+        if action.kind == "noop":  # plan() makes a changed filter an update of the sessions using it
+            return RibDiff()
+        return self.rib.set_peer(self._peer_info(s, desired))
 
-    def _exports(self, s: _Session) -> tuple[Export, ...]:
-        return _of_family(self.current.exports if self.current else (), s.desired.family)
+    def _peer_info(self, s: _Session, node: DesiredNode) -> PeerInfo:
+        return PeerInfo.from_session(s.desired, node.filters, router_id=s.peer_router_id,
+                                     gr_restart_time=s.peer_restart_time, max_prefixes=self.max_prefixes)
 
     # ---------------------------------------------------------------- speaker events
 
-    async def on_event(self, event: SpeakerEvent) -> None:
+    async def on_event(self, event: Event) -> None:
         if isinstance(event, SpeakerRestarted):
-            await self._speaker_restarted(event)
+            self.exabgp_restarts, self.exabgp_last_exit = event.restarts, event.last_exit
+            log.warning("exabgp_restarted", restarts=event.restarts, reason=event.last_exit)
+            for session in self.sessions.values():  # PeerState(down) came first for those that were up
+                session.reason = f"ExaBGP restarted ({event.last_exit})"
             return
-        s = self.sessions.get(event.session)
+        name = self._by_ip.get(getattr(event, "peer_ip", ""), "")
+        s = self.sessions.get(name)
         if s is None:
-            log.debug("event_for_unknown_session", peer=event.session, kind=type(event).__name__)
-            return
+            return  # an Ack, a Shutdown, or a neighbor that is no longer configured
         if isinstance(event, PeerState):
-            await self._peer_state(event.session, s, _STATE_NAMES.get(event.state, event.state), event.reason)
+            await self._peer_state(name, s, event)
         elif isinstance(event, PeerOpen):
-            s.opened, s.peer_restart_time = True, event.restart_time
+            s.opened, s.peer_router_id, s.peer_restart_time = True, event.router_id, event.gr_time
         elif isinstance(event, RoutesReceived):
-            await self._fib(self.rib.update(event.session, event.family, event.routes))
+            await self._emit(self.rib.update(name, event.prefixes, event.attributes))
         elif isinstance(event, RoutesWithdrawn):
-            await self._fib(self.rib.withdraw(event.session, event.family, event.prefixes))
+            await self._emit(self.rib.withdraw(name, event.prefixes))
         elif isinstance(event, EndOfRib):
-            await self._end_of_rib(event.session, s, event.family)
+            s.eor_seen = True
+            await self._emit(self.rib.end_of_rib(name, event.family))
+            await self._maybe_sweep()
+        elif isinstance(event, NotificationEvent):
+            s.notification = f"{event.direction} {event.code}/{event.subcode} {event.message}".strip()
+            log.info("notification", peer=name, peer_ip=event.peer_ip, reason=s.notification)
 
-    async def _peer_state(self, name: str, s: _Session, state: str, reason: str | None) -> None:
+    async def _peer_state(self, name: str, s: _Session, event: PeerState) -> None:
         was_up = s.state == ESTABLISHED
+        waiting = "Passive" if s.desired.passive else "Active"
+        state = {"up": ESTABLISHED, "connected": "OpenSent", "down": waiting}[event.state]
         if state != s.state:
             s.since = self.clock.time()
-        s.state, s.reason = state, reason
+        s.state = state
+        s.reason = event.reason or ("TCP connected, waiting for OPEN" if state == "OpenSent" else None)
         if state == ESTABLISHED and not was_up:
+            s.notification = None
             log.info("session_established", peer=name, peer_ip=s.desired.peer_ip)
-            await self._announce_all(name, s)
+            # Our whole table first, then End-of-RIB: a restarting peer sweeps what EoR did not cover.
+            assert self.current is not None
+            await self._emit(self.rib.peer_up(self._peer_info(s, self.current)))
+            await self._send([codec.end_of_rib(s.desired.peer_ip, s.family)])
         elif was_up and state != ESTABLISHED:
             graceful = s.peer_restart_time is not None
-            log.info("session_down", peer=name, peer_ip=s.desired.peer_ip, reason=reason, graceful=graceful)
-            if graceful:
-                s.stale_until = self.clock.monotonic() + (s.peer_restart_time or 0)
-            await self._fib(self.rib.peer_down(name, graceful=graceful))
-
-    async def _announce_all(self, name: str, s: _Session) -> None:
-        """Our routes first, then End-of-RIB: a restarting peer must not sweep before it has them."""
-        exports = self._exports(s)
-        if exports:
-            await self.speaker.announce(name, exports)
-        await self.speaker.send_eor(name, s.family)
-
-    async def _end_of_rib(self, name: str, s: _Session, family: Family) -> None:
-        s.eor_seen = True
-        if family == s.family:
-            s.stale_until = None
-        await self._fib(self.rib.end_of_rib(name, family))
-        await self._maybe_sweep()
-
-    async def _speaker_restarted(self, event: SpeakerRestarted) -> None:
-        """Every session starts over; keep what the peers gave us as stale until they send it again."""
-        self.exabgp = _Speaker(event.pid, event.restarts, event.last_exit)
-        log.warning("exabgp_restarted", pid=event.pid, restarts=event.restarts, reason=event.last_exit)
-        changes: list[FibChange] = []
-        deadline = self.clock.monotonic() + self.restart_deadline
-        for name, s in self.sessions.items():
-            if s.state == ESTABLISHED:
-                s.stale_until = deadline
-                changes += self.rib.peer_down(name, graceful=True)
-            if s.state != "Idle":
-                s.since = self.clock.time()
-            s.state, s.reason = "Idle", f"ExaBGP restarted ({event.last_exit})"
-        await self._fib(changes)
+            log.info("session_down", peer=name, peer_ip=s.desired.peer_ip, reason=s.reason, graceful=graceful)
+            await self._emit(self.rib.peer_down(name, self.clock.monotonic(), graceful=graceful))
 
     # ---------------------------------------------------------------- timers
 
     def next_deadline(self) -> float | None:
         """When `tick` has something to do (monotonic seconds), or None."""
-        deadlines = [s.stale_until for s in self.sessions.values() if s.stale_until is not None]
-        if not self.swept and self.current is not None:
+        deadlines = [d for name in self.sessions if (d := self.rib.status(name).stale_deadline) is not None]
+        if not self.swept:
             deadlines.append(self._sweep_at)
         return min(deadlines, default=None)
 
     async def tick(self) -> None:
-        now = self.clock.monotonic()
-        for name, s in self.sessions.items():
-            if s.stale_until is not None and s.stale_until <= now:
-                s.stale_until = None
-                log.info("stale_routes_expired", peer=name, reason="graceful restart time passed")
-                await self._fib(self.rib.expire(name))
+        expired = self.rib.expire(self.clock.monotonic())
+        if expired.fib:
+            log.info("stale_routes_expired", routes=len(expired.fib), reason="restart time passed")
+        await self._emit(expired)
         await self._maybe_sweep()
 
     async def _maybe_sweep(self) -> None:
-        """Remove routes a previous run left once every session resynced, or at the deadline."""
+        """Once after start, when every session resynced (or at the deadline): remove what the
+        previous run left that the RIB does not know (e.g. routes installed with an older metric)."""
         if self.swept or self.current is None:
             return
         resynced = all(s.eor_seen for s in self.sessions.values())
         if resynced or self.clock.monotonic() >= self._sweep_at:
             self.swept = True
-            removed = await self.fib.sweep()
+            keep = set(self.rib.fib()) | {str(r.dst) for r in self.current.static_routes}
+            removed = await self.fib.sweep(keep)
             log.info("kernel_swept", removed=removed, reason="resynced" if resynced else "deadline")
 
     # ---------------------------------------------------------------- output
 
-    async def _fib(self, changes: Sequence[FibChange]) -> None:
+    async def _emit(self, diff: RibDiff, extra_fib: Sequence[FibChange] = ()) -> None:
+        changes = [*diff.fib, *extra_fib]
         if changes:
             await self.fib.apply(changes)
+        if diff.out:
+            await self._send(encode_outbound(diff.out, self._ip_of))
+
+    def _ip_of(self, session: str) -> str:
+        return self.sessions[session].desired.peer_ip
+
+    async def _send(self, commands: list[str]) -> None:
+        try:
+            await self.speaker.send(commands)
+        except ConnectionError as exc:  # ExaBGP went away: it restarts, and every session replays
+            log.warning("speaker_send_failed", commands=len(commands), reason=str(exc))
 
     def status(self) -> StatusReport:
         node = self.current
         configured = node.sessions if node else ()
-        installed, stale = self.rib.totals()
         return StatusReport(
             node=self.node_name, as_number=node.as_number if node else None,
             router_id=node.router_id if node else None, store_source=self.store_source,
-            revision=self.store.revision, stale=self.store.stale, errors=self.store.errors,
+            revision=self.revision, stale=self.stale, errors=self.stale_errors,
             sessions=tuple(self._session_status(self.sessions[d.name]) for d in configured),
-            routes_installed=installed, routes_stale=stale,
-            exabgp_pid=self.speaker.pid, exabgp_restarts=self.exabgp.restarts,
-            exabgp_last_exit=self.exabgp.last_exit, started=self.started, now=self.clock.time())
+            routes_installed=self.rib.installed,
+            routes_stale=sum(self.rib.status(d.name).stale for d in configured),
+            exabgp_pid=self.speaker.pid, exabgp_restarts=self.exabgp_restarts,
+            exabgp_last_exit=self.exabgp_last_exit, started=self.started, now=self.clock.time())
 
     def _session_status(self, s: _Session) -> SessionStatus:
-        received, installed = self.rib.counts(s.desired.name)
-        d = s.desired
+        d, counts = s.desired, self.rib.status(s.desired.name)
         return SessionStatus(
             name=d.name, family=d.family, kind=d.kind, peer_ip=d.peer_ip, port=d.port,
             state="up" if s.state == ESTABLISHED else "start", since=s.since, info=s.info,
-            routes_received=received, routes_installed=installed)
+            routes_received=counts.received, routes_installed=counts.accepted)
 
 
-def _of_family(exports: Sequence[Export], family: int) -> tuple[Export, ...]:
-    return tuple(e for e in exports if e.prefix.version == family)
+def encode_outbound(out: Iterable[Outbound], ip_of: Callable[[str], str]) -> list[str]:
+    """RIB announcements as API commands: one `announce` per (peer, attributes), withdraws per prefix."""
+    groups: dict[tuple[str, PathAttributes], list[str]] = {}
+    withdraws: dict[str, list[str]] = {}
+    for item in out:
+        if isinstance(item, Announce):
+            groups.setdefault((item.peer, item.attributes), []).append(item.prefix)
+        else:
+            withdraws.setdefault(item.peer, []).append(item.prefix)
+    commands = [cmd for peer, prefixes in withdraws.items() for cmd in codec.withdraw(ip_of(peer), prefixes)]
+    for (peer, attrs), prefixes in groups.items():
+        for i in range(0, len(prefixes), MAX_NLRI_PER_COMMAND):
+            commands.append(codec.announce(ip_of(peer), attrs, prefixes[i:i + MAX_NLRI_PER_COMMAND]))
+    return commands
+
+
+def _static_changes(steps: Plan) -> list[FibChange]:
+    """`reachableBy` host routes: plain unicast routes of ours, outside the RIB."""
+    return [*(FibChange(str(r.dst), None) for r in steps.static_remove),
+            *(FibChange(str(r.dst), (r.via,)) for r in steps.static_add)]
+
+
+def _merge(diffs: Iterable[RibDiff]) -> RibDiff:
+    fib: list[FibChange] = []
+    out: list[Outbound] = []
+    for d in diffs:
+        fib += d.fib
+        out += d.out
+    return RibDiff(tuple(fib), tuple(out))

@@ -19,9 +19,9 @@ import yaml
 DEFAULT_CONFIG = Path("/etc/bgpd/bgpd.yaml")
 LogFormat = Literal["auto", "json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]
-# Not BIRD (12), kube-router (17), keepalived (18), FRR (186-198), kube-vip (248).
-DEFAULT_ROUTE_PROTOCOL = 200
-_RESERVED_PROTOCOLS = frozenset({0, 1, 2, 3, 4, 12, 17, 18, 248, *range(186, 199)})
+# Not in rtnetlink.h or rt_protos, not BIRD (12), kube-router (17), FRR (186-198), kube-vip (248), Felix (80).
+DEFAULT_ROUTE_PROTOCOL = 44  # = bgpd.kernel.codec.DEFAULT_PROTOCOL
+_RESERVED_PROTOCOLS = frozenset({*range(5), *range(8, 19), 42, 80, 99, *range(186, 199), 248})
 
 
 class SettingsError(Exception):
@@ -45,7 +45,7 @@ class Settings:
     log_format: LogFormat = "auto"
     log_level: LogLevel = "info"
     graceful_restart_deadline: float = 120.0
-    max_prefixes: int | None = None
+    max_prefixes: int | None = 250_000  # = bgpd.rib.DEFAULT_MAX_PREFIXES; None: no limit
     metrics_listen: str | None = None
 
 
@@ -85,7 +85,8 @@ def _store(v: Any) -> str | None:
 def _protocol(v: Any) -> str | None:
     problem = _int_range(1, 255)(v)
     if problem is None and v in _RESERVED_PROTOCOLS:
-        return "collides with the kernel's, BIRD's, FRR's, kube-router's or kube-vip's protocol number"
+        return ("collides with a protocol number in use "
+                "(kernel, rt_protos, BIRD, FRR, kube-router, Felix, kube-vip)")
     return problem
 
 

@@ -24,9 +24,9 @@ def test_shipped_file_loads_and_matches_the_defaults() -> None:
     assert settings.node == socket.gethostname()
     assert settings.store == "file:///etc/bgpd/resources.d"
     assert settings.control_socket == "/run/bgpd/bgpd.sock"
-    assert (settings.kernel_table, settings.route_protocol) == (254, 200)
+    assert (settings.kernel_table, settings.route_protocol) == (254, 44)
     assert settings.exabgp.endswith("exabgp")
-    assert settings.metrics_listen is None
+    assert settings.metrics_listen is None and settings.max_prefixes == 250_000
 
 
 def test_shipped_file_documents_every_key() -> None:
@@ -45,8 +45,8 @@ def test_every_problem_is_reported_with_key_and_value(tmp_path: Path) -> None:
         f"{path}: log_level: must be one of debug, info, warning, error; got 'loud'",
         f"{path}: colour: unknown key (known: " + ", ".join(sorted(f.name for f in fields(Settings)))
         + "); got 'red'",
-        f"{path}: route_protocol: collides with the kernel's, BIRD's, FRR's, kube-router's or kube-vip's "
-        "protocol number; got 12",
+        f"{path}: route_protocol: collides with a protocol number in use (kernel, rt_protos, BIRD, FRR, "
+        "kube-router, Felix, kube-vip); got 12",
         f"{path}: store: must be a URL file:///path or etcd://host:port[,host:port]; got 'http://x'",
         f"{path}: metrics_listen: must be HOST:PORT; got 9179",
         f"{path}: graceful_restart_deadline: must be a positive number of seconds; got 0",
