@@ -19,7 +19,6 @@ from bgpd.resolve.facts import Cluster, Family, NodeFacts, cluster_facts, family
 from bgpd.resolve.peerings import (
     Expansion,
     LocalWorkload,
-    Peering,
     applies_to,
     expand,
     reachable_by_mismatch,
@@ -31,9 +30,9 @@ def _labels(node: NodeFacts) -> str:
     return "{" + ", ".join(f"{k}={v}" for k, v in sorted(node.labels.items())) + "}"
 
 
-def _describe(p: Peering) -> str:
-    port = f" port {p.port}" if p.port else ""
-    return f"{'global' if p.scope == 'global' else 'node-specific'} peering to {p.ip}{port}"
+def _describe(scope: str, family: int, ip: str, port: int) -> str:
+    where = f"[{ip}]:{port}" if port and family == 6 else f"{ip}:{port}" if port else ip
+    return f"{'global' if scope == 'global' else 'node-specific'} peering to {where}"
 
 
 def _not_local(cluster: Cluster, p: BGPPeer, me: NodeFacts) -> str | None:
@@ -47,7 +46,7 @@ def _not_local(cluster: Cluster, p: BGPPeer, me: NodeFacts) -> str | None:
 
 
 def _mesh(cluster: Cluster, me: NodeFacts, ip: str, family: Family) -> Iterator[str]:
-    owners = [m for m in cluster.by_ip.get(ip, ()) if m.name != me.name]
+    owners = [m for m in cluster.owners(ip) if m.name != me.name]
     if not owners:
         if ip != me.ip(family):
             yield f"no Node has the address {ip}, so there is no mesh session to it"
@@ -67,7 +66,7 @@ def _mesh(cluster: Cluster, me: NodeFacts, ip: str, family: Family) -> Iterator[
 
 
 def _peer(cluster: Cluster, me: NodeFacts, ip: str, p: BGPPeer) -> Iterator[str]:
-    owners = cluster.by_ip.get(ip, ())
+    owners = cluster.owners(ip)
     if p.peer_ip is not None and ip_text(p.peer_ip.ip) == ip:
         reason = _not_local(cluster, p, me)
         if reason:
@@ -96,10 +95,12 @@ def _peer(cluster: Cluster, me: NodeFacts, ip: str, p: BGPPeer) -> Iterator[str]
 
 
 def _shadowed(expansion: Expansion, ip: str) -> Iterator[str]:
-    for loser, winner in expansion.shadowed:
-        if loser.ip == ip and loser.peer != winner.peer:
-            yield (f"BGPPeer/{loser.peer}'s {_describe(loser)}{' (reverse)' if loser.reverse else ''} is "
-                   f"shadowed by BGPPeer/{winner.peer}'s {_describe(winner)}: same address and port; "
+    for loser in expansion.shadowed:
+        winner = loser.winner
+        if loser.key[2] == ip and loser.peer != winner.peer:
+            reverse = " (reverse)" if loser.reverse else ""
+            yield (f"BGPPeer/{loser.peer}'s {_describe(*loser.key)}{reverse} is "
+                   f"shadowed by BGPPeer/{winner.peer}'s {_describe(*winner.key)}: same address and port; "
                    f"global BGPPeers come first, then node-specific, then reverse peerings, each in name "
                    f"order, and the first wins")
 
@@ -124,7 +125,7 @@ def why(snapshot: Snapshot, node_name: str, peer_ip: str, env: Mapping[str, str]
         reasons.append(f"{ip} is Node/{me.name}'s own address; a node never peers with itself")
     reasons += _mesh(cluster, me, ip, family)
     before = len(reasons)
-    expansion = expand(cluster, me, local_workloads)
+    expansion = expand(cluster, me, local_workloads, trace=True)
     made = {k.peer for k in expansion.peerings if k.ip == ip}
     for name in sorted(snapshot.bgp_peers):
         if name not in made:  # a BGPPeer that made a session here needs no excuse for its other rules

@@ -102,7 +102,7 @@ def blackholes(cluster: Cluster, me: NodeFacts) -> tuple[IPNetwork, ...]:
 
 def static_routes(peerings: Iterable[Peering]) -> tuple[StaticRoute, ...]:
     """``reachableBy`` host routes for every kept peering, including ones to the node's own IP."""
-    routes = {(p.family, p.ip, p.reachable_by) for p in peerings if p.reachable_by is not None}
+    routes = {(p.family, p.ip, p.attrs.reachable_by) for p in peerings if p.attrs.reachable_by is not None}
     return tuple(
         StaticRoute(_host_net(ip, fam), via)
         for fam, ip, via in sorted(routes, key=lambda r: (r[0], _host_net(r[1], r[0]), r[2] or ""))

@@ -7,8 +7,9 @@ distinct selector is evaluated at most once per node per call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Literal
 
@@ -34,29 +35,70 @@ def family_of(ip: str) -> Family:
     return 4 if isinstance(ip_address(ip), IPv4Address) else 6
 
 
+AddressKey = tuple[int, int]
+
+
+_MAPPED_PREFIX = 0xFFFF
+
+
+def address_key(ip: IPv4Address | IPv6Address) -> AddressKey:
+    """(version, integer): cheap to hash, and an IPv4-mapped IPv6 address is its IPv4 address,
+    as both print the same in Go."""
+    value = int(ip)
+    if ip.version == 6 and value >> 32 == _MAPPED_PREFIX:
+        return (4, value & 0xFFFFFFFF)
+    return (ip.version, value)
+
+
 @dataclass(frozen=True)
 class NodeFacts:
-    """One Node as peer computation sees it: IPs are "" when unset, ``as_number`` None when unset."""
+    """One Node as peer computation sees it (a thin view: built for every node on each resolve).
 
-    name: str
-    labels: Mapping[str, str]
-    ip4: str
-    ip6: str
-    as_number: int | None
-    rr: str
+    The text forms of the addresses (``ip4``/``ip6``, "" when unset) are computed on first use:
+    a resolve touches only the nodes it peers with, and printing IPv6 addresses is not cheap.
+    """
+
+    node: Node
+
+    @property
+    def name(self) -> str:
+        return self.node.meta.name
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return self.node.meta.labels
+
+    @property
+    def as_number(self) -> int | None:
+        """The node's own AS, None when unset."""
+        return self.node.bgp.as_number if self.node.bgp is not None else None
+
+    @property
+    def rr(self) -> str:
+        """The route-reflector cluster ID, "" when the node is not a route reflector."""
+        bgp = self.node.bgp
+        return (bgp.route_reflector_cluster_id or "") if bgp is not None else ""
+
+    @cached_property
+    def ip4(self) -> str:
+        bgp = self.node.bgp
+        return ip_text(bgp.ipv4_address.ip) if bgp is not None and bgp.ipv4_address is not None else ""
+
+    @cached_property
+    def ip6(self) -> str:
+        bgp = self.node.bgp
+        return ip_text(bgp.ipv6_address.ip) if bgp is not None and bgp.ipv6_address is not None else ""
 
     def ip(self, family: Family) -> str:
         return self.ip4 if family == 4 else self.ip6
 
-
-def node_facts(node: Node) -> NodeFacts:
-    bgp = node.bgp
-    if bgp is None:
-        return NodeFacts(node.name, node.meta.labels, "", "", None, "")
-    ip4 = ip_text(bgp.ipv4_address.ip) if bgp.ipv4_address is not None else ""
-    ip6 = ip_text(bgp.ipv6_address.ip) if bgp.ipv6_address is not None else ""
-    return NodeFacts(node.name, node.meta.labels, ip4, ip6, bgp.as_number,
-                     bgp.route_reflector_cluster_id or "")
+    def address_keys(self) -> Iterator[AddressKey]:
+        bgp = self.node.bgp
+        if bgp is None:
+            return
+        for iface in (bgp.ipv4_address, bgp.ipv6_address):
+            if iface is not None:  # an interface is its address: no need to build `.ip`
+                yield address_key(iface)
 
 
 @dataclass
@@ -66,7 +108,6 @@ class Cluster:
     snapshot: Snapshot
     nodes: tuple[NodeFacts, ...]
     by_name: Mapping[str, NodeFacts]
-    by_ip: Mapping[str, tuple[NodeFacts, ...]]
     default: BGPConfiguration | None
     global_as: int
     mesh_enabled: bool
@@ -74,6 +115,19 @@ class Cluster:
     node_ports: Mapping[str, int]
     _all_matches: dict[str, tuple[NodeFacts, ...]] = field(default_factory=dict)
     _one_match: dict[tuple[str, str], bool] = field(default_factory=dict)
+
+    @cached_property
+    def by_address(self) -> Mapping[AddressKey, Sequence[NodeFacts]]:
+        """Nodes by address, in name order; built on first use (only peerIP lookups need it)."""
+        index: dict[AddressKey, list[NodeFacts]] = {}
+        for n in self.nodes:
+            for key in n.address_keys():
+                index.setdefault(key, []).append(n)
+        return index
+
+    def owners(self, ip: str) -> Sequence[NodeFacts]:
+        """The nodes (in name order) whose IPv4 or IPv6 address is ``ip``."""
+        return self.by_address.get(address_key(ip_address(ip)), ())
 
     def as_of(self, node: NodeFacts) -> int:
         """AS(n): the node's own AS, else the cluster default."""
@@ -103,12 +157,7 @@ class Cluster:
 
 
 def cluster_facts(snapshot: Snapshot) -> Cluster:
-    nodes = tuple(node_facts(snapshot.nodes[name]) for name in sorted(snapshot.nodes))
-    by_ip: dict[str, list[NodeFacts]] = {}
-    for n in nodes:
-        for ip in (n.ip4, n.ip6):
-            if ip:
-                by_ip.setdefault(ip, []).append(n)
+    by_name = {name: NodeFacts(snapshot.nodes[name]) for name in sorted(snapshot.nodes)}
     default = snapshot.bgp_configurations.get(DEFAULT_CONFIG)
     node_ports: dict[str, int] = {}
     for name, config in snapshot.bgp_configurations.items():
@@ -116,9 +165,8 @@ def cluster_facts(snapshot: Snapshot) -> Cluster:
             node_ports[name.removeprefix("node.")] = config.listen_port
     return Cluster(
         snapshot=snapshot,
-        nodes=nodes,
-        by_name={n.name: n for n in nodes},
-        by_ip={ip: tuple(ns) for ip, ns in by_ip.items()},
+        nodes=tuple(by_name.values()),
+        by_name=by_name,
         default=default,
         global_as=default.as_number if default and default.as_number is not None else DEFAULT_AS,
         mesh_enabled=default is None or default.node_to_node_mesh_enabled is not False,

@@ -18,7 +18,7 @@ when a ``global`` emit with the same (family, IP, port) exists. The losers are k
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from ipaddress import ip_interface
 from typing import Literal
 
@@ -43,35 +43,46 @@ class LocalWorkload:
 
 
 @dataclass(frozen=True)
-class Peering:
-    """One keyed peering, with every attribute Phase B needs. ``port`` 0 means none."""
+class PeerAttrs:
+    """What every peering of one BGPPeer shares (built once per BGPPeer, not per remote end)."""
 
-    scope: Scope
-    family: Family
-    ip: str
-    port: int
-    as_number: int
     peer: str
-    local_as: int = 0
-    rr: str = ""
-    calico_node: bool = False
-    local_workload: bool = False
-    reverse: bool = False
     password: SecretKeyRef | None = None
     use_node_ip: bool = True
     restart_time: float | None = None
     keepalive_time: float | None = None
     ttl_security: int = 0
     filters: tuple[str, ...] = ()
-    allow_local_as: int = 0
     reachable_by: str | None = None
     next_hop_mode: Literal["Auto", "Self", "Keep"] | None = None
     keep_next_hop: bool = False
+
+
+@dataclass(frozen=True)
+class Peering:
+    """One keyed peering: its remote end plus the BGPPeer's shared attributes. ``port`` 0 = none."""
+
+    scope: Scope
+    family: Family
+    ip: str
+    port: int
+    as_number: int
+    attrs: PeerAttrs
+    local_as: int = 0
+    rr: str = ""
+    calico_node: bool = False
+    local_workload: bool = False
+    reverse: bool = False
+    allow_local_as: int = 0
     node: str | None = None
 
     @property
     def key(self) -> Key:
-        return (self.scope, self.family, self.ip, 0 if self.port in (0, DEFAULT_PORT) else self.port)
+        return make_key(self.scope, self.family, self.ip, self.port)
+
+    @property
+    def peer(self) -> str:
+        return self.attrs.peer
 
     @property
     def origin(self) -> tuple[str, ...]:
@@ -80,17 +91,30 @@ class Peering:
 
 
 @dataclass(frozen=True)
+class Shadow:
+    """An emit dropped because its key was taken ("first emit wins")."""
+
+    peer: str
+    reverse: bool
+    key: Key
+    winner: Peering
+
+
+@dataclass(frozen=True)
 class Expansion:
     peerings: tuple[Peering, ...]
-    shadowed: tuple[tuple[Peering, Peering], ...]
+    shadowed: tuple[Shadow, ...]
     errors: tuple[ConfigError, ...]
 
 
-def _common(p: BGPPeer, scope: Scope) -> Peering:
-    """Attributes branches 2 and 3 and reverse peerings take from the BGPPeer itself."""
-    return Peering(
-        scope=scope, family=4, ip="", port=0, as_number=0, peer=p.name,
-        password=p.password, use_node_ip=p.source_address == "UseNodeIP",
+def make_key(scope: Scope, family: Family, ip: str, port: int) -> Key:
+    return (scope, family, ip, 0 if port in (0, DEFAULT_PORT) else port)
+
+
+def peer_attrs(p: BGPPeer) -> PeerAttrs:
+    """The attributes branches 2 and 3 and reverse peerings take from the BGPPeer itself."""
+    return PeerAttrs(
+        peer=p.name, password=p.password, use_node_ip=p.source_address == "UseNodeIP",
         restart_time=p.max_restart_time, keepalive_time=p.keepalive_time,
         ttl_security=p.ttl_security or 0, filters=p.filters,
         reachable_by=ip_text(p.reachable_by) if p.reachable_by is not None else None,
@@ -98,33 +122,31 @@ def _common(p: BGPPeer, scope: Scope) -> Peering:
     )
 
 
-def _towards_nodes(cluster: Cluster, base: Peering, nodes: Sequence[NodeFacts],
-                   families: Sequence[Family], reverse: bool) -> Iterator[Peering]:
-    """Branch 2 and reverse peerings: one peering per node and family it has an address in."""
-    for m in nodes:
-        for fam in families:
-            if m.ip(fam):
-                yield replace(base, family=fam, ip=m.ip(fam), port=cluster.port_of(m),
-                              as_number=cluster.as_of(m), rr=m.rr, reverse=reverse, node=m.name)
+def reachable_by_mismatch(p: BGPPeer) -> bool:
+    return (p.peer_ip is not None and p.reachable_by is not None
+            and p.reachable_by.version != p.peer_ip.ip.version)
 
 
-def _by_peer_ip(cluster: Cluster, p: BGPPeer, base: Peering) -> Iterator[Peering]:
+def by_peer_ip(cluster: Cluster, p: BGPPeer, scope: Scope) -> Peering:
+    """Branch 3: a peerIP BGPPeer. The port comes from a Calico node with that IP and AS if unset."""
     assert p.peer_ip is not None
     host = ip_text(p.peer_ip.ip)
     port = p.peer_ip.port or 0
-    nodes = cluster.by_ip.get(host, ())
+    nodes = cluster.owners(host)
     if not port:
         wanted_as = p.as_number or cluster.global_as
         same_as = [n for n in nodes if cluster.as_of(n) == wanted_as]
         if same_as:
             port = cluster.port_of(same_as[0])
-    yield replace(base, family=family_of(host), ip=host, port=port, as_number=p.as_number or 0,
-                  local_as=p.local_as_number or 0, calico_node=bool(nodes),
-                  allow_local_as=p.num_allowed_local_as_numbers or 0,
-                  node=nodes[0].name if nodes else None)
+    return Peering(scope=scope, family=family_of(host), ip=host, port=port, as_number=p.as_number or 0,
+                   attrs=peer_attrs(p), local_as=p.local_as_number or 0, calico_node=bool(nodes),
+                   allow_local_as=p.num_allowed_local_as_numbers or 0,
+                   node=nodes[0].name if nodes else None)
 
 
-def _local_workloads(p: BGPPeer, scope: Scope, workloads: Sequence[LocalWorkload]) -> Iterator[Peering]:
+def local_workloads(p: BGPPeer, scope: Scope, workloads: Sequence[LocalWorkload]) -> Iterator[Peering]:
+    """Branch 1: one passive peering per address of each local workload this BGPPeer selected."""
+    attrs = PeerAttrs(peer=p.name, use_node_ip=False, filters=p.filters)
     for w in workloads:
         if w.bgp_peer_name != p.name:
             continue
@@ -132,25 +154,8 @@ def _local_workloads(p: BGPPeer, scope: Scope, workloads: Sequence[LocalWorkload
         for fam, nets in lists:
             if nets:
                 yield Peering(scope=scope, family=fam, ip=ip_text(ip_interface(nets[0]).ip), port=0,
-                              as_number=p.as_number or 0, peer=p.name, local_as=p.local_as_number or 0,
-                              local_workload=True, use_node_ip=False, filters=p.filters)
-
-
-def reachable_by_mismatch(p: BGPPeer) -> bool:
-    return (p.peer_ip is not None and p.reachable_by is not None
-            and p.reachable_by.version != p.peer_ip.ip.version)
-
-
-def forward(cluster: Cluster, p: BGPPeer, scope: Scope,
-            workloads: Sequence[LocalWorkload]) -> Iterator[Peering]:
-    """Branches 1-3 for one BGPPeer that applies to the node, in Calico's order of precedence."""
-    if p.local_workload_selector is not None:
-        yield from _local_workloads(p, scope, workloads)
-    elif p.peer_selector is not None:
-        yield from _towards_nodes(cluster, _common(p, scope), cluster.matching(p.peer_selector),
-                                  FAMILIES, reverse=False)
-    elif p.peer_ip is not None and not reachable_by_mismatch(p):
-        yield from _by_peer_ip(cluster, p, _common(p, scope))
+                              as_number=p.as_number or 0, attrs=attrs, local_as=p.local_as_number or 0,
+                              local_workload=True)
 
 
 def applies_to(cluster: Cluster, p: BGPPeer, me: NodeFacts) -> bool:
@@ -207,32 +212,85 @@ def _peer_error(p: BGPPeer) -> ConfigError | None:
     return None
 
 
-def expand(cluster: Cluster, me: NodeFacts, workloads: Sequence[LocalWorkload] = ()) -> Expansion:
-    peers = [cluster.snapshot.bgp_peers[name] for name in sorted(cluster.snapshot.bgp_peers)]
-    kept: dict[Key, Peering] = {}
-    shadowed: list[tuple[Peering, Peering]] = []
+class _Emitter:
+    """First emit wins; a node-scoped emit also loses to a global one with the same (family, IP, port).
 
-    def emit(peering: Peering) -> None:
-        _, fam, ip, port = peering.key
-        winner = kept.get(("global", fam, ip, port)) or kept.get(peering.key)
+    Peerings towards a set of nodes are emitted key first and built only when kept. A set of remote
+    nodes already emitted in full in the same scope and families can only produce losers, so it is
+    skipped unless ``trace`` asks for every loser (`bgpd peers --why`).
+    """
+
+    def __init__(self, trace: bool) -> None:
+        self.kept: dict[Key, Peering] = {}
+        self.shadowed: list[Shadow] = []
+        self.trace = trace
+        self._done: set[tuple[Scope, str, tuple[Family, ...]]] = set()
+
+    def _winner(self, key: Key) -> Peering | None:
+        return self.kept.get(("global", *key[1:])) or self.kept.get(key)
+
+    def one(self, peering: Peering) -> None:
+        winner = self._winner(peering.key)
         if winner is None:
-            kept[peering.key] = peering
-        else:
-            shadowed.append((peering, winner))
+            self.kept[peering.key] = peering
+        elif self.trace:
+            self.shadowed.append(Shadow(peering.peer, peering.reverse, peering.key, winner))
 
+    def towards(self, cluster: Cluster, scope: Scope, attrs: PeerAttrs, *, nodes_id: str,
+                nodes: Sequence[NodeFacts], families: tuple[Family, ...], reverse: bool) -> None:
+        """Branch 2 and reverse peerings: IP, AS, port and rr of each remote node."""
+        done = (scope, nodes_id, families)
+        if done in self._done and not self.trace:
+            return
+        self._done.add(done)
+        for m in nodes:
+            for fam in families:
+                ip = m.ip(fam)
+                if not ip:
+                    continue
+                port = cluster.port_of(m)
+                key = make_key(scope, fam, ip, port)
+                winner = self._winner(key)
+                if winner is None:
+                    self.kept[key] = Peering(scope, fam, ip, port, cluster.as_of(m), attrs, rr=m.rr,
+                                             reverse=reverse, node=m.name)
+                elif self.trace:
+                    self.shadowed.append(Shadow(attrs.peer, reverse, key, winner))
+
+
+def _forward(cluster: Cluster, emit: _Emitter, p: BGPPeer, scope: Scope,
+             workloads: Sequence[LocalWorkload]) -> None:
+    """Branches 1-3 for one BGPPeer that applies to the node, in Calico's order of precedence."""
+    if p.local_workload_selector is not None:
+        for peering in local_workloads(p, scope, workloads):
+            emit.one(peering)
+    elif p.peer_selector is not None:
+        emit.towards(cluster, scope, peer_attrs(p), nodes_id=f"selector:{p.peer_selector}",
+                     nodes=cluster.matching(p.peer_selector), families=FAMILIES, reverse=False)
+    elif p.peer_ip is not None and not reachable_by_mismatch(p):
+        emit.one(by_peer_ip(cluster, p, scope))
+
+
+def _reverse_id(p: BGPPeer) -> str:
+    if p.node is not None:
+        return f"node:{p.node}"
+    return f"selector:{p.node_selector}" if p.node_selector is not None else "all"
+
+
+def expand(cluster: Cluster, me: NodeFacts, workloads: Sequence[LocalWorkload] = (),
+           trace: bool = False) -> Expansion:
+    peers = [cluster.snapshot.bgp_peers[name] for name in sorted(cluster.snapshot.bgp_peers)]
+    emit = _Emitter(trace)
     errors = [e for p in peers if applies_to(cluster, p, me) and (e := _peer_error(p)) is not None]
     for p in peers:
         if p.is_global:
-            for peering in forward(cluster, p, "global", workloads):
-                emit(peering)
+            _forward(cluster, emit, p, "global", workloads)
     for p in peers:
         if not p.is_global and applies_to(cluster, p, me):
-            for peering in forward(cluster, p, "node", workloads):
-                emit(peering)
+            _forward(cluster, emit, p, "node", workloads)
     for p in peers:
         families = reverse_families(cluster, p, me)
         if families:
-            for peering in _towards_nodes(cluster, _common(p, "node"), reverse_nodes(cluster, p),
-                                          families, reverse=True):
-                emit(peering)
-    return Expansion(tuple(kept.values()), tuple(shadowed), tuple(errors))
+            emit.towards(cluster, "node", peer_attrs(p), nodes_id=_reverse_id(p),
+                         nodes=reverse_nodes(cluster, p), families=families, reverse=True)
+    return Expansion(tuple(emit.kept.values()), tuple(emit.shadowed), tuple(errors))

@@ -14,7 +14,7 @@ from bgpd.desired import DesiredSession, NextHop, Password, SessionKind
 from bgpd.model.resources import SecretKeyRef
 from bgpd.model.snapshot import Snapshot
 from bgpd.resolve.facts import FAMILIES, MESH_ORIGIN, Cluster, Family, NodeFacts
-from bgpd.resolve.peerings import DEFAULT_PORT, Peering
+from bgpd.resolve.peerings import DEFAULT_PORT, PeerAttrs, Peering
 
 
 def round_seconds(seconds: float | None) -> int | None:
@@ -68,10 +68,10 @@ def mesh_sessions(cluster: Cluster, me: NodeFacts, family: Family) -> Iterator[D
         )
 
 
-def _next_hop(p: Peering, ibgp: bool) -> NextHop:
-    if p.next_hop_mode is not None:
-        return "self" if p.next_hop_mode == "Self" else "keep" if p.next_hop_mode == "Keep" else "auto"
-    return "keep" if p.keep_next_hop and not ibgp else "auto"
+def _next_hop(attrs: PeerAttrs, ibgp: bool) -> NextHop:
+    if attrs.next_hop_mode is not None:
+        return {"Self": "self", "Keep": "keep", "Auto": "auto"}[attrs.next_hop_mode]  # type: ignore[return-value]
+    return "keep" if attrs.keep_next_hop and not ibgp else "auto"
 
 
 def _kind(p: Peering) -> SessionKind:
@@ -89,17 +89,18 @@ def explicit_session(cluster: Cluster, me: NodeFacts, p: Peering) -> DesiredSess
         passive = True
     else:
         passive = p.scope == "global" and p.calico_node and passive_by_address(p.ip, my_ip)
-    filters = tuple(f for f in p.filters if f in cluster.snapshot.bgp_filters)
+    a = p.attrs
+    filters = tuple(f for f in a.filters if f in cluster.snapshot.bgp_filters)
     return DesiredSession(
         name=session_name(_kind(p), p.ip, p.port), family=p.family, kind=_kind(p), peer_ip=p.ip,
         port=p.port or DEFAULT_PORT, remote_as=p.as_number, local_as=local_as, ibgp=ibgp,
         passive=passive, rr_client=rr_client, rr_cluster_id=me.rr if rr_client else None,
-        password=password(cluster.snapshot, p.password),
-        ttl_security=p.ttl_security if p.ttl_security > 0 else None,
-        max_restart_time=round_seconds(p.restart_time), keepalive_time=round_seconds(p.keepalive_time),
-        source_address=my_ip if p.use_node_ip else None, next_hop=_next_hop(p, ibgp),
+        password=password(cluster.snapshot, a.password),
+        ttl_security=a.ttl_security if a.ttl_security > 0 else None,
+        max_restart_time=round_seconds(a.restart_time), keepalive_time=round_seconds(a.keepalive_time),
+        source_address=my_ip if a.use_node_ip else None, next_hop=_next_hop(a, ibgp),
         allow_local_as=p.allow_local_as if p.allow_local_as > 0 else None, filters=filters,
-        reachable_by=p.reachable_by, origin=p.origin,
+        reachable_by=a.reachable_by, origin=p.origin,
     )
 
 
