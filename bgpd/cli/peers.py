@@ -69,7 +69,8 @@ def render_table(desired: DesiredNode) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
     try:
         snapshot = _load(args.resources)
     except OSError as exc:

@@ -28,6 +28,8 @@ from bgpd.model.resources import (
 from bgpd.model.snapshot import Snapshot
 from bgpd.resolve import LocalWorkload, resolve
 from bgpd.resolve.explain import why
+from bgpd.resolve.facts import cluster_facts
+from bgpd.resolve.peerings import expand
 from bgpd.selector import parse
 
 Resource = Any
@@ -569,7 +571,11 @@ def test_excluded_node_does_not_advertise_service_cidrs() -> None:
 def test_why_explains_absent_sessions() -> None:
     nodes = (node("rr", "10.0.0.1", rr="1.0.0.1", role="rr"), node("c1", "10.0.0.2"), node("c2", "10.0.0.3"))
     res = snap(*nodes, peer("tor", "10.0.0.254", node_selector="rack == 'rack-1'", as_number=64567))
-    assert why(res, "c1", "10.0.0.1")[0].startswith("Node/rr is a route reflector")
+    assert why(res, "c1", "10.0.0.1")[:2] == [
+        "Node/c1 has no session to 10.0.0.1:",
+        "Node/rr is a route reflector (cluster ID 1.0.0.1); route reflectors are left out of the mesh "
+        "and are reached only through BGPPeers",
+    ]
     assert any(
         "nodeSelector 'rack == \"rack-1\"' does not match Node/c1" in r for r in why(res, "c1", "10.0.0.254")
     )
@@ -588,3 +594,33 @@ def test_why_explains_absent_sessions() -> None:
     assert any(
         "peerSelector 'role == \"rr\"' does not match Node/c2" in r for r in why(no_mesh, "c1", "10.0.0.3")
     )
+
+
+def test_fast_path_keeps_the_same_peerings_as_the_full_trace() -> None:
+    # Several BGPPeers share selectors, so the untraced expansion skips remote-node sets it has
+    # already emitted; the result must equal the full, traced expansion.
+    nodes = [
+        node(
+            f"n{i}",
+            f"10.0.0.{i}",
+            f"fd00::{i}",
+            rr="1.0.0.1" if i < 2 else None,
+            role="rr" if i < 2 else "client",
+            zone=f"z{i % 2}",
+        )
+        for i in range(6)
+    ]
+    peers_ = [
+        peer(f"p{j}", node_selector=f"zone == 'z{j % 2}'", peer_selector="role == 'rr'") for j in range(4)
+    ]
+    peers_ += [
+        peer("q", peer_selector="role == 'rr'"),
+        peer("r", node_selector="all()", peer_selector="has(zone)"),
+    ]
+    res = snap(*nodes, *peers_, NO_MESH)
+    cluster = cluster_facts(res)
+    for me in cluster.nodes:
+        fast = expand(cluster_facts(res), me)
+        full = expand(cluster_facts(res), me, trace=True)
+        assert fast.peerings == full.peerings
+        assert full.shadowed
