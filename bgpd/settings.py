@@ -142,10 +142,10 @@ def load(config: Path | None = None, overrides: Mapping[str, Any] | None = None)
     ``config`` given explicitly must exist. Overrides whose value is None are ignored.
     """
     path = config or DEFAULT_CONFIG
-    if config is not None and not config.exists():
-        raise SettingsError([f"{config}: no such file"])
-    values = read_file(path)
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if config is not None and not config.exists():
+        raise SettingsError([f"{config}: no such file", *check(flags, "command line")])
+    values = read_file(path)
     problems = check(values, str(path)) + check(flags, "command line")
     if problems:
         raise SettingsError(problems)

@@ -1,0 +1,143 @@
+"""The concrete ports (bgpd.ports) the daemon runs with: clock, store, ExaBGP and the kernel FIB."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import structlog
+
+from bgpd.desired import DesiredNode
+from bgpd.kernel.codec import FibChange as KernelChange
+from bgpd.kernel.fib import ApplyResult, KernelFib
+from bgpd.ports import StorePort
+from bgpd.rib import FibChange
+from bgpd.settings import Settings
+from bgpd.speaker.codec import Event
+from bgpd.speaker.config import SpeakerSettings
+from bgpd.speaker.process import ExaBGPSpeaker, SendResult, default_bridge_command
+from bgpd.store.url import FileStoreConfig, parse_store_url
+from bgpd.store.yamldir import YamlDirStore
+
+log = structlog.get_logger("bgpd.adapters")
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+
+def store_env(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """calicoctl's ETCD_* variables, with the settings file's TLS files taking precedence."""
+    env = dict(os.environ if environ is None else environ)
+    files = {"ETCD_CA_CERT_FILE": settings.etcd_ca_cert_file, "ETCD_CERT_FILE": settings.etcd_cert_file,
+             "ETCD_KEY_FILE": settings.etcd_key_file}
+    env.update({key: value for key, value in files.items() if value})
+    return env
+
+
+def open_store(settings: Settings) -> StorePort:
+    """The store for ``settings.store``; raises bgpd.store.url.StoreURLError for a bad URL."""
+    config = parse_store_url(settings.store, store_env(settings))
+    if isinstance(config, FileStoreConfig):
+        return YamlDirStore(config.path)
+    from bgpd.store.etcd import EtcdStore  # noqa: PLC0415  (grpc is heavy: only when used)
+
+    return EtcdStore(config)
+
+
+class ExaBGPPort:
+    """SpeakerPort over bgpd.speaker.process.ExaBGPSpeaker, started on the first configuration
+    (ExaBGP needs a router id and the node's addresses, which the first good snapshot gives)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        # its own 0700 directory: the run dir itself must stay 0750 for the control socket's group
+        self._run_dir = Path(settings.run_dir) / "exabgp"
+        self._speaker: ExaBGPSpeaker | None = None
+        self._started = asyncio.Event()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._speaker is None else self._speaker.pid
+
+    async def reconfigure(self, desired: DesiredNode) -> None:
+        if self._speaker is None:
+            self._speaker = ExaBGPSpeaker(self._speaker_settings(desired), self._run_dir)
+            self._started.set()
+        await self._speaker.reconfigure(desired)  # the first call starts ExaBGP
+
+    def _speaker_settings(self, desired: DesiredNode) -> SpeakerSettings:
+        return SpeakerSettings(
+            bridge_command=default_bridge_command(), api_socket=str(self._run_dir / "api.sock"),
+            exabgp=self._settings.exabgp, router_id=desired.router_id,
+            # TODO(lead): DesiredNode should carry the node's own IPv4/IPv6; derived from the sessions here.
+            node_ipv4=_node_address(desired, 4), node_ipv6=_node_address(desired, 6),
+        )
+
+    async def _running(self) -> ExaBGPSpeaker:
+        await self._started.wait()
+        assert self._speaker is not None
+        return self._speaker
+
+    async def send(self, commands: Sequence[str]) -> SendResult:
+        return await (await self._running()).send(commands)
+
+    async def events(self) -> AsyncIterator[Event]:
+        async for event in (await self._running()).events():
+            yield event
+
+    async def stop(self) -> None:
+        """SIGTERM to ExaBGP: sessions close without a NOTIFICATION, GR peers keep our routes."""
+        if self._speaker is not None:
+            await self._speaker.stop(graceful=True)
+
+
+def _node_address(desired: DesiredNode, family: int) -> str | None:
+    for s in desired.sessions:
+        if s.family == family and s.source_address:
+            return s.source_address
+    return desired.router_id if family == 4 else None
+
+
+class KernelFibPort:
+    """FibPort over bgpd.kernel.fib.KernelFib: its calls are synchronous and not thread-safe, so
+    they run on one worker thread (sendto() releases the GIL: the loop keeps running meanwhile)."""
+
+    def __init__(self, table: int, protocol: int) -> None:
+        self._fib = KernelFib(table, protocol)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bgpd-fib")
+        self.errors = 0
+
+    async def apply(self, changes: Sequence[FibChange]) -> None:
+        kernel = [KernelChange(c.prefix, c.nexthops, c.kind) for c in changes]
+        loop = asyncio.get_running_loop()
+        self._report(await loop.run_in_executor(self._pool, self._fib.apply, kernel), len(kernel))
+
+    def _report(self, result: ApplyResult, count: int) -> None:
+        self.errors += len(result.errors)
+        for prefix, reason in list(result.errors.items())[:20]:  # the first few say enough
+            log.warning("route_install_failed", prefix=prefix, reason=reason)
+        if result.overrun:
+            log.error("route_install_errors_lost", changes=count, reason="netlink receive buffer overrun")
+
+    async def dump(self) -> dict[str, tuple[str, ...]]:
+        routes = await asyncio.get_running_loop().run_in_executor(self._pool, self._fib.dump)
+        # Blackholes are not adopted: the RIB re-derives them from the node's own blocks.
+        return {p: r.nexthops for p, r in routes.items() if r.kind == "unicast"}
+
+    async def sweep(self, keep: set[str]) -> int:
+        result = await asyncio.get_running_loop().run_in_executor(self._pool, self._fib.sweep, keep)
+        self._report(result, result.sent)
+        return result.sent
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._fib.close()

@@ -1,0 +1,172 @@
+"""`bgpd run`: wire the store, the speaker, the kernel and the control socket around the reconciler.
+
+One asyncio TaskGroup on uvloop. Every input (snapshots, speaker events, timer deadlines) goes
+through one queue to one task, so the reconciler is the only writer of state; the control server
+only reads the reconciler's StatusReport.
+
+Shutdown (SIGTERM, SIGINT) is the graceful-restart kind: ExaBGP gets SIGTERM (its sessions close
+without a NOTIFICATION, so GR peers keep our routes as stale) and the kernel routes stay (they keep
+forwarding until the next run adopts them). A deliberate withdraw-everything stop is another action.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import structlog
+
+from bgpd import __version__
+from bgpd.control.server import ControlServer
+from bgpd.model.snapshot import Snapshot
+from bgpd.ports import Clock
+from bgpd.reconciler import Reconciler
+from bgpd.settings import Settings
+from bgpd.speaker.codec import Event
+
+log = structlog.get_logger("bgpd")
+
+Inbox = asyncio.Queue[Snapshot | Event]
+# Calico's logSeverityScreen values -> our levels.
+_SEVERITY = {"debug": "debug", "info": "info", "warning": "warning", "error": "error", "fatal": "error"}
+
+
+def run(settings: Settings) -> int:
+    import uvloop  # noqa: PLC0415  (only the daemon needs it)
+
+    return uvloop.run(main(settings))
+
+
+async def main(settings: Settings) -> int:
+    from bgpd import adapters  # noqa: PLC0415  (pyroute2, ExaBGP: only the daemon needs them)
+    from bgpd.resolve import resolve  # noqa: PLC0415
+
+    store = adapters.open_store(settings)
+    speaker = adapters.ExaBGPPort(settings)
+    fib = adapters.KernelFibPort(settings.kernel_table, settings.route_protocol)
+    clock = adapters.SystemClock()
+    reconciler = Reconciler(settings.node, store.source, speaker, fib, clock,
+                            lambda snapshot, node: resolve(snapshot, node, os.environ),
+                            restart_deadline=settings.graceful_restart_deadline,
+                            max_prefixes=settings.max_prefixes)
+    log.info("bgpd_starting", version=__version__, node=settings.node, store=store.source,
+             table=settings.kernel_table, protocol=settings.route_protocol)
+    await reconciler.adopt()
+    server = ControlServer(settings.control_socket, handlers(reconciler))
+    await server.start()
+    # TODO(lead): metrics (settings.metrics_listen) are issue 6's; start their HTTP server here.
+    stop = _stop_event()
+    try:
+        async with asyncio.TaskGroup() as group:
+            inbox: Inbox = asyncio.Queue()
+            notify = SystemdNotifier()
+            tasks = [group.create_task(_pump(store.watch(), inbox), name="store"),
+                     group.create_task(_pump(speaker.events(), inbox), name="speaker-events"),
+                     group.create_task(_drive(reconciler, inbox, clock, notify), name="reconciler"),
+                     group.create_task(notify.watchdog(), name="watchdog")]
+            await stop.wait()
+            log.info("bgpd_stopping", reason="signal", graceful=True)
+            notify.send("STOPPING=1")
+            for task in tasks:
+                task.cancel()
+    finally:
+        await server.close()
+        await speaker.stop()  # SIGTERM: no NOTIFICATION goes out
+        fib.close()  # kernel routes stay: the next run adopts them
+    log.info("bgpd_stopped")
+    return 0
+
+
+def handlers(reconciler: Reconciler) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    async def status(args: dict[str, Any]) -> Any:
+        return reconciler.status().to_json()
+
+    async def version(args: dict[str, Any]) -> Any:
+        return {"version": __version__}
+
+    return {"status": status, "version": version}
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _pump(source: AsyncIterator[Snapshot] | AsyncIterator[Event], inbox: Inbox) -> None:
+    async for item in source:
+        inbox.put_nowait(item)
+
+
+async def _drive(reconciler: Reconciler, inbox: Inbox, clock: Clock, notify: SystemdNotifier) -> None:
+    """The single consumer: one input at a time, and the reconciler's timers in between."""
+    severity = None
+    while True:
+        deadline = reconciler.next_deadline()
+        timeout = None if deadline is None else max(0.0, deadline - clock.monotonic())
+        try:
+            item = await asyncio.wait_for(inbox.get(), timeout)
+        except TimeoutError:
+            item = None
+        if isinstance(item, Snapshot):
+            await reconciler.on_snapshot(item)
+            if reconciler.current is not None and reconciler.current.log_severity != severity:
+                severity = reconciler.current.log_severity
+                _set_log_level(severity)
+        elif item is not None:
+            await reconciler.on_event(item)
+        if deadline is not None and clock.monotonic() >= deadline:  # also when inputs keep coming
+            await reconciler.tick()
+        notify.state(reconciler)
+
+
+def _set_log_level(severity: str | None) -> None:
+    from bgpd.logging import set_level  # noqa: PLC0415
+
+    level = _SEVERITY.get((severity or "").lower())
+    if level is not None:
+        set_level(level)
+        log.info("log_level_changed", level=level, reason="BGPConfiguration logSeverityScreen")
+
+
+class SystemdNotifier:
+    """sd_notify(3) without libsystemd: READY after the first applied snapshot, STATUS, WATCHDOG."""
+
+    def __init__(self) -> None:
+        address = os.environ.get("NOTIFY_SOCKET", "")
+        self._address = "\0" + address[1:] if address.startswith("@") else address
+        usec = os.environ.get("WATCHDOG_USEC", "")
+        self._watchdog = int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 else None
+        self._ready = False
+        self._status = ""
+
+    def send(self, message: str) -> None:
+        if not self._address:
+            return
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(message.encode(), self._address)
+
+    def state(self, reconciler: Reconciler) -> None:
+        report = reconciler.status()
+        up = sum(1 for s in report.sessions if s.established)
+        status = (f"{up}/{len(report.sessions)} sessions established, {report.routes_installed} routes, "
+                  f"revision {report.revision[:12] or '-'}{' (STALE)' if report.stale else ''}")
+        if not self._ready and reconciler.current is not None:
+            self._ready = True
+            self.send(f"READY=1\nSTATUS={status}")
+        elif status != self._status:
+            self.send(f"STATUS={status}")
+        self._status = status
+
+    async def watchdog(self) -> None:
+        """Pinged from the event loop itself: a stalled loop misses pings and systemd restarts us."""
+        while self._watchdog is not None:
+            self.send("WATCHDOG=1")
+            await asyncio.sleep(self._watchdog)

@@ -1,0 +1,46 @@
+"""`bgpd status [--json]`: ask the running daemon how its sessions are.
+
+Exit status: 0 when every configured session is Established (usable as a readiness probe),
+1 when one is not, 3 when the daemon cannot be asked (not running, no permission, no answer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from bgpd.control.client import DEFAULT_TIMEOUT, NotRunning, request
+from bgpd.control.protocol import ProtocolError
+from bgpd.control.status import StatusReport, format_report
+from bgpd.settings import Settings
+
+EX_UNAVAILABLE = 3  # as `systemctl status` says "not running"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    default = Settings.__dataclass_fields__["control_socket"].default
+    p = subparsers.add_parser("status", help="show the running daemon's sessions (exit 0: all Established)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print the JSON of DESIGN.md §4")
+    p.add_argument("--socket", default=default, metavar="PATH", help=f"control socket (default {default})")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                   help=f"how long to wait for the answer (default {DEFAULT_TIMEOUT:g})")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        result = request(args.socket, "status", timeout=args.timeout)
+        report = StatusReport.from_json(result)
+    except (NotRunning, ProtocolError, OSError) as exc:
+        print(f"bgpd status: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    except (KeyError, TypeError, ValueError) as exc:
+        print(f"bgpd status: unexpected answer from bgpd: {exc!r}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        sys.stdout.write(format_report(report))
+    return report.exit_status
