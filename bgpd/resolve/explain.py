@@ -116,9 +116,10 @@ def why(snapshot: Snapshot, node_name: str, peer_ip: str, env: Mapping[str, str]
     except ValueError:
         return [f"{peer_ip!r} is not an IP address"]
     family = family_of(ip)
-    reasons: list[str] = [f"session {s.name} exists ({s.kind}, remote AS {s.remote_as}, port {s.port}), made by "
-               f"{', '.join(s.origin)}"
-               for s in resolve(snapshot, node_name, env, local_workloads).sessions if s.peer_ip == ip]
+    reasons: list[str] = [
+        f"session {s.name} exists ({s.kind}, remote AS {s.remote_as}, port {s.port}), "
+        f"made by {', '.join(s.origin)}"
+        for s in resolve(snapshot, node_name, env, local_workloads).sessions if s.peer_ip == ip]
     if not reasons:
         reasons.append(f"Node/{me.name} has no session to {ip}:")
     if not me.ip(family):

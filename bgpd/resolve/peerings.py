@@ -198,14 +198,16 @@ def reverse_nodes(cluster: Cluster, p: BGPPeer) -> tuple[NodeFacts, ...]:
     return cluster.nodes
 
 
-def _peer_error(p: BGPPeer) -> ConfigError | None:
-    """Problems Calico accepts silently but a user wants to hear about."""
+def _peer_error(p: BGPPeer, me: NodeFacts) -> ConfigError | None:
+    """Problems Calico accepts silently but a user wants to hear about, on this node."""
     where = (p.meta.origin.source, p.meta.origin.doc, "BGPPeer", p.name)
     if reachable_by_mismatch(p):
         return ConfigError(*where, "spec.reachableBy",
                            "not the same address family as peerIP; the BGPPeer is skipped",
                            str(p.reachable_by))
-    if p.peer_ip is not None and not p.as_number and p.local_workload_selector is None:
+    # A peerIP BGPPeer without asNumber naming this node is the usual way to get reverse
+    # peerings ("0 means the cluster AS" there); only a session it makes here is broken.
+    if p.peer_ip is not None and not p.as_number and ip_text(p.peer_ip.ip) not in (me.ip4, me.ip6):
         return ConfigError(*where, "spec.asNumber",
                            "unset or 0 with peerIP: the session gets remote AS 0 (as in Calico), "
                            "which no BGP speaker accepts", p.as_number)
@@ -281,7 +283,7 @@ def expand(cluster: Cluster, me: NodeFacts, workloads: Sequence[LocalWorkload] =
            trace: bool = False) -> Expansion:
     peers = [cluster.snapshot.bgp_peers[name] for name in sorted(cluster.snapshot.bgp_peers)]
     emit = _Emitter(trace)
-    errors = [e for p in peers if applies_to(cluster, p, me) and (e := _peer_error(p)) is not None]
+    errors = [e for p in peers if applies_to(cluster, p, me) and (e := _peer_error(p, me)) is not None]
     for p in peers:
         if p.is_global:
             _forward(cluster, emit, p, "global", workloads)

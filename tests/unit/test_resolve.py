@@ -624,3 +624,15 @@ def test_fast_path_keeps_the_same_peerings_as_the_full_trace() -> None:
         full = expand(cluster_facts(res), me, trace=True)
         assert fast.peerings == full.peerings
         assert full.shadowed
+
+
+def test_peer_ip_without_as_warns_only_where_it_makes_a_session() -> None:
+    # The RR is named by IP without asNumber: on the RR this only drives reverse peerings.
+    res = snap(
+        node("rr", "10.0.0.1", rr="1.0.0.1"), node("c1", "10.0.0.2"), NO_MESH, peer("to-rr", "10.0.0.1")
+    )
+    on_rr = resolve(res, "rr")
+    assert on_rr.errors == () and [s.name for s in on_rr.sessions] == ["Node_10_0_0_2"]
+    on_c1 = resolve(res, "c1")
+    assert [(s.name, s.remote_as) for s in on_c1.sessions] == [("Global_10_0_0_1", 0)]
+    assert [e.field for e in on_c1.errors] == ["spec.asNumber"]
