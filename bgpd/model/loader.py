@@ -13,14 +13,13 @@ unquoted community ``65000:10`` stays the string it looks like.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from bgpd.model import kinds
+from bgpd.model import kinds, yamltext
 from bgpd.model.errors import ConfigError
 from bgpd.model.reader import DocReader
 from bgpd.model.resources import BGPConfiguration, BGPPeer, Resource, Secret
@@ -41,31 +40,6 @@ class SourceDoc:
 
 # ---------------------------------------------------------------- text -> documents
 
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _CalicoLoader(_BaseLoader):  # type: ignore[misc]
-    """YAML 1.1 safe loading without sexagesimal numbers (``1:30`` stays a string)."""
-
-
-_CalicoLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers
-            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
-    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
-}
-_CalicoLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:int",
-    re.compile(r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$""", re.X),
-    list("-+0123456789"),
-)
-_CalicoLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
-                   |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."),
-)
-
-
 def parse_text(text: str, source: str) -> tuple[list[SourceDoc], list[ConfigError]]:
     """Split multi-document YAML (or JSON) text into documents; a syntax error ends the source."""
     bodies: list[Any] = []
@@ -78,7 +52,7 @@ def parse_text(text: str, source: str) -> tuple[list[SourceDoc], list[ConfigErro
         except ValueError:
             pass  # not JSON after all (e.g. a YAML flow mapping); YAML reports any real error
     try:
-        for body in yaml.load_all(text, Loader=_CalicoLoader):
+        for body in yamltext.load_all(text):
             bodies.append(body)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -136,13 +136,14 @@ def duration(value: Any) -> float:
 def ip(value: Any, version: int | None = None) -> IPAddress:
     """A plain IPv4 or IPv6 address (no zone, no mask); ``version`` restricts the family."""
     text = expect_str(value)
-    try:
-        address = ip_address(text) if "%" not in text else None
-    except ValueError:
-        address = None
-    if address is None or (version is not None and address.version != version):
-        raise ValueError(f"must be an IPv{version} address" if version else "must be an IP address")
-    return address
+    if "%" not in text:  # no IPv6 zone: Go's ParseIP rejects it
+        try:
+            if version is None:
+                return IPv6Address(text) if ":" in text else IPv4Address(text)
+            return IPv4Address(text) if version == 4 else IPv6Address(text)
+        except ValueError:
+            pass
+    raise ValueError(f"must be an IPv{version} address" if version else "must be an IP address")
 
 
 def peer_ip(value: Any) -> PeerAddress:
@@ -197,7 +198,7 @@ def _interface(value: Any, version: int) -> IPv4Interface | IPv6Interface:
         parsed = ip(address, version)
         if slash and not (_DECIMAL_RE.fullmatch(length) and int(length) <= parsed.max_prefixlen):
             raise ValueError
-        return kind(f"{parsed}/{length or parsed.max_prefixlen}")
+        return kind((parsed, int(length) if slash else parsed.max_prefixlen))
     except ValueError:
         raise ValueError(f"must be an IPv{version} address or address/prefix-length") from None
 

@@ -10,9 +10,11 @@ from ipaddress import IPv4Interface, ip_address, ip_network
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bgpd.model import yamltext
 from bgpd.model.loader import SourceDoc, build_snapshot, parse_resource, parse_text
 from bgpd.model.resources import (
     BGPPeer,
@@ -402,3 +404,40 @@ def test_fuzz_text_only_produces_reported_errors(text: str) -> None:
     docs, errors = parse_text(text, "t")
     build_snapshot(docs)
     assert all(e.source == "t" for e in errors)
+
+
+_yaml_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8),
+              st.sampled_from(["yes", "off", "1:30", "0x1f", "010", "1e3", "~", "2024-01-01", "<<"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+    max_leaves=15)
+
+
+@settings(max_examples=300)
+@given(value=_yaml_values, flow=st.booleans())
+def test_fast_yaml_builder_agrees_with_pyyaml(value: Any, flow: bool) -> None:
+    text = yaml.safe_dump(value, default_flow_style=flow)
+    reference = list(yaml.load_all(text, Loader=yamltext._CalicoLoader))
+    assert list(yamltext.load_all(text)) == reference
+
+
+@settings(max_examples=300)
+@given(text=st.lists(st.sampled_from([*"ab:-[]{}'\"\n #&*!|>%@`,?.0", "yes", "<<: ", "&x ", "*x", "!!set ",
+                                      "!!binary ", "1:30", "\n- "]), max_size=40).map("".join))
+def test_fast_yaml_builder_agrees_with_pyyaml_on_odd_text(text: str) -> None:
+    try:
+        reference = list(yaml.load_all(text, Loader=yamltext._CalicoLoader))
+    except (yaml.YAMLError, TypeError, ValueError, RecursionError):
+        reference = None
+    try:
+        mine = list(yamltext.load_all(text))
+    except yaml.YAMLError as exc:
+        assert reference is None or "duplicate key" in str(exc) or "recursive" in str(exc)
+        return
+    assert mine == reference
+
+
+def test_duplicate_yaml_keys_are_errors() -> None:
+    docs, errors = parse_text("kind: Node\nkind: BGPPeer\n", "d.yaml")
+    assert not docs
+    assert [str(e) for e in errors] == ["d.yaml:1 ?/?: YAML syntax error at line 2 column 1: found duplicate key 'kind'"]
