@@ -49,10 +49,12 @@ def global_service_cidrs(default: BGPConfiguration | None) -> tuple[IPNetwork, .
     return _sorted(cidrs)
 
 
-def _communities(config: BGPConfiguration | None, prefix: IPNetwork) -> tuple[str, ...]:
+def _communities(config: BGPConfiguration | None, default: BGPConfiguration | None,
+                 prefix: IPNetwork) -> tuple[str, ...]:
+    """Community values for ``prefix``; names resolve in ``config``, then in the default instance."""
     if config is None or not config.prefix_advertisements:
         return ()
-    named = {c.name: c.value for c in config.communities}
+    named = {c.name: c.value for c in (*(default.communities if default else ()), *config.communities)}
     values: set[str] = set()
     for adv in config.prefix_advertisements:
         if adv.cidr.version == prefix.version and prefix.subnet_of(adv.cidr):  # type: ignore[arg-type]
@@ -93,7 +95,7 @@ def exported_prefixes(cluster: Cluster, me: NodeFacts) -> tuple[Export, ...]:
             prefixes.append(b.cidr)
     prefixes += export_policy(cluster, me).service_cidrs
     config = advertisement_config(cluster, me.name)
-    return tuple(Export(p, _communities(config, p)) for p in _sorted(prefixes))
+    return tuple(Export(p, _communities(config, cluster.default, p)) for p in _sorted(prefixes))
 
 
 def blackholes(cluster: Cluster, me: NodeFacts) -> tuple[IPNetwork, ...]:

@@ -636,3 +636,23 @@ def test_peer_ip_without_as_warns_only_where_it_makes_a_session() -> None:
     on_c1 = resolve(res, "c1")
     assert [(s.name, s.remote_as) for s in on_c1.sessions] == [("Global_10_0_0_1", 0)]
     assert [e.field for e in on_c1.errors] == ["spec.asNumber"]
+
+
+def test_node_prefix_advertisements_replace_the_default_and_resolve_default_names() -> None:
+    default = config(
+        communities=(Community("c", "100:1"),),
+        prefix_advertisements=(PrefixAdvertisement(ip_network("192.168.0.0/16"), ("c",)),),
+    )
+    own = config(
+        "node.n1",
+        prefix_advertisements=(
+            PrefixAdvertisement(ip_network("192.168.1.0/24"), ("c", "65000:7:9", "undefined")),
+        ),
+    )
+    res = snap(
+        node("n1", "10.0.0.1"), block("n1", "192.168.1.0/26"), block("n1", "192.168.2.0/26"), default, own
+    )
+    assert [(str(e.prefix), e.communities) for e in resolve(res, "n1").exports] == [
+        ("192.168.1.0/26", ("100:1", "65000:7:9")),
+        ("192.168.2.0/26", ()),
+    ]
