@@ -11,8 +11,8 @@ the reverse peerings of every BGPPeer. Within a pass it visits BGPPeers in Go ma
 random, so when two BGPPeers produce the same key (scope, family, IP, port with 0 and 179 equal)
 the winner is undefined. bgpd visits BGPPeers **in name order** within each pass, and within one
 BGPPeer the remote nodes in name order; the **first emit wins**, and a ``node:N`` emit is dropped
-when a ``global`` emit with the same (family, IP, port) exists. The losers are kept in
-`Expansion.shadowed` so that `bgpd peers --why` can say which BGPPeer won.
+when a ``global`` emit with the same (family, IP, port) exists. With ``trace=True`` the losers
+are kept in `Expansion.shadowed`, so that `bgpd peers --why` can say which BGPPeer won.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from ipaddress import ip_interface
 from typing import Literal
 
+from bgpd.desired import DEFAULT_BGP_PORT
 from bgpd.model.errors import ConfigError
 from bgpd.model.resources import BGPPeer, SecretKeyRef
 from bgpd.resolve.facts import FAMILIES, Cluster, Family, NodeFacts, family_of, ip_text
 
 Scope = Literal["global", "node"]
 Key = tuple[Scope, Family, str, int]
-DEFAULT_PORT = 179
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class Expansion:
 
 
 def make_key(scope: Scope, family: Family, ip: str, port: int) -> Key:
-    return (scope, family, ip, 0 if port in (0, DEFAULT_PORT) else port)
+    return (scope, family, ip, 0 if port in (0, DEFAULT_BGP_PORT) else port)
 
 
 def peer_attrs(p: BGPPeer) -> PeerAttrs:

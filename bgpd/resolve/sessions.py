@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from bgpd.desired import DesiredSession, NextHop, Password, SessionKind
+from bgpd.desired import DEFAULT_BGP_PORT, DesiredSession, NextHop, Password, SessionKind
 from bgpd.model.resources import SecretKeyRef
 from bgpd.model.snapshot import Snapshot
 from bgpd.resolve.facts import FAMILIES, MESH_ORIGIN, Cluster, Family, NodeFacts
-from bgpd.resolve.peerings import DEFAULT_PORT, PeerAttrs, Peering
+from bgpd.resolve.peerings import PeerAttrs, Peering
 
 
 def round_seconds(seconds: float | None) -> int | None:
@@ -60,7 +60,7 @@ def mesh_sessions(cluster: Cluster, me: NodeFacts, family: Family) -> Iterator[D
         remote_as = cluster.as_of(m)  # the deviation: never the local node's AS
         yield DesiredSession(
             name=session_name("Mesh", ip), family=family, kind="Mesh", peer_ip=ip,
-            port=cluster.port_of(m) or DEFAULT_PORT, remote_as=remote_as, local_as=local_as,
+            port=cluster.port_of(m) or DEFAULT_BGP_PORT, remote_as=remote_as, local_as=local_as,
             ibgp=remote_as == local_as, passive=passive_by_address(ip, my_ip), rr_client=False,
             rr_cluster_id=None, password=pw, ttl_security=None, max_restart_time=restart,
             keepalive_time=None, source_address=my_ip, next_hop="auto", allow_local_as=None,
@@ -68,9 +68,13 @@ def mesh_sessions(cluster: Cluster, me: NodeFacts, family: Family) -> Iterator[D
         )
 
 
+_NEXT_HOP: dict[str, NextHop] = {"Self": "self", "Keep": "keep", "Auto": "auto"}
+
+
 def _next_hop(attrs: PeerAttrs, ibgp: bool) -> NextHop:
+    """``nextHopMode`` wins; legacy ``keepOriginalNextHop`` applies to eBGP sessions only."""
     if attrs.next_hop_mode is not None:
-        return {"Self": "self", "Keep": "keep", "Auto": "auto"}[attrs.next_hop_mode]  # type: ignore[return-value]
+        return _NEXT_HOP[attrs.next_hop_mode]
     return "keep" if attrs.keep_next_hop and not ibgp else "auto"
 
 
@@ -93,7 +97,7 @@ def explicit_session(cluster: Cluster, me: NodeFacts, p: Peering) -> DesiredSess
     filters = tuple(f for f in a.filters if f in cluster.snapshot.bgp_filters)
     return DesiredSession(
         name=session_name(_kind(p), p.ip, p.port), family=p.family, kind=_kind(p), peer_ip=p.ip,
-        port=p.port or DEFAULT_PORT, remote_as=p.as_number, local_as=local_as, ibgp=ibgp,
+        port=p.port or DEFAULT_BGP_PORT, remote_as=p.as_number, local_as=local_as, ibgp=ibgp,
         passive=passive, rr_client=rr_client, rr_cluster_id=me.rr if rr_client else None,
         password=password(cluster.snapshot, a.password),
         ttl_security=a.ttl_security if a.ttl_security > 0 else None,
