@@ -44,6 +44,7 @@ from bgpd.speaker.codec import (
     teardown,
 )
 from bgpd.speaker.config import SpeakerSettings, environment, render_config
+from bgpd.speaker.gtsm import GtsmRule, apply_rules, gtsm_rules, remove_rules
 
 log = structlog.get_logger("bgpd.speaker")
 
@@ -105,6 +106,7 @@ class ExaBGPSpeaker:
         self._log_tail: deque[str] = deque(maxlen=LOG_TAIL)
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._gtsm: tuple[GtsmRule, ...] = ()
 
     # ------------------------------------------------------------------------------- public interface
 
@@ -130,6 +132,7 @@ class ExaBGPSpeaker:
         self._server = await asyncio.start_unix_server(self._on_bridge, path=self._settings.api_socket)
         os.chmod(self._settings.api_socket, 0o600)
         self._write_config(desired)
+        await self._apply_gtsm(desired, force=True)  # also clears what a crashed run left behind
         self._tasks.append(asyncio.create_task(self._decode_loop(), name="exabgp-decode"))
         await self._spawn()
         self._tasks.append(asyncio.create_task(self._supervise(), name="exabgp-supervise"))
@@ -177,6 +180,7 @@ class ExaBGPSpeaker:
             return
         await self._validate(desired)
         self._write_config(desired)
+        await self._apply_gtsm(desired)
         if self.pid is not None:
             os.kill(self.pid, signal.SIGUSR1)
 
@@ -203,6 +207,10 @@ class ExaBGPSpeaker:
             os.unlink(self._settings.api_socket)
         with contextlib.suppress(FileNotFoundError):
             self.config_path.unlink()
+        if self._gtsm:
+            with contextlib.suppress(RuntimeError, OSError):
+                await remove_rules(self._prefix)
+            self._gtsm = ()
 
     async def _teardown_all(self) -> None:
         """Cease every session and wait until ExaBGP reports them down (an ack only means queued)."""
@@ -225,6 +233,19 @@ class ExaBGPSpeaker:
         await self.stop(graceful=False)
 
     # ------------------------------------------------------------------------------- child process
+
+    async def _apply_gtsm(self, desired: DesiredNode, force: bool = False) -> None:
+        """The inbound half of GTSM (bgpd.speaker.gtsm), in the namespace ExaBGP runs in."""
+        rules = gtsm_rules(desired)
+        if rules == self._gtsm and not force:
+            return
+        try:
+            await apply_rules(rules, self._prefix)
+        except (RuntimeError, OSError) as exc:
+            # sessions still get GTSM on the connections ExaBGP opens; only the inbound check is missing
+            (log.error if rules else log.debug)("gtsm_rules_failed", reason=str(exc))
+            return
+        self._gtsm = rules
 
     def _write_config(self, desired: DesiredNode) -> None:
         """Atomically replace the config; created 0600 so the MD5 keys are never world-readable."""

@@ -33,7 +33,7 @@ from bgpd.speaker.codec import (
     end_of_rib,
 )
 from bgpd.speaker.config import SpeakerSettings
-from bgpd.speaker.gtsm import apply_rules, gtsm_rules, remove_rules
+from bgpd.speaker.gtsm import apply_rules, gtsm_rules
 from bgpd.speaker.process import ExaBGPSpeaker, default_bridge_command
 
 pytestmark = pytest.mark.lab
@@ -279,14 +279,15 @@ def test_gtsm_one_hop_forced_active_and_inbound_rule(tmp_path: Path, netns: tupl
 
     async def body(speaker: ExaBGPSpeaker, rec: Recorder) -> None:
         prefix = ("ip", "netns", "exec", netns[0])
-        await apply_rules(gtsm_rules(desired), prefix)
-        try:
-            await apply_rules(gtsm_rules(desired), prefix)  # idempotent
-            ruleset = sh(*prefix, "nft", "list", "table", "inet", "bgpd_gtsm")
-            assert ruleset.count(f"ip saddr {B4} tcp dport 179 ip ttl < 255 drop") == 1
-            await rec.until("GTSM session up", lambda: rec.up(B4) and rec.bird.established("peer4"))
-        finally:
-            await remove_rules(prefix)
+        ruleset = sh(*prefix, "nft", "list", "table", "inet", "bgpd_gtsm")  # installed by the speaker
+        assert ruleset.count(f"ip saddr {B4} tcp dport 179 ip ttl < 255 drop") == 1
+        await rec.until("GTSM session up", lambda: rec.up(B4) and rec.bird.established("peer4"))
+        await speaker.reconfigure(node(session(ttl_security=None)))
+        assert "bgpd_gtsm" not in sh(*prefix, "nft", "list", "tables")
+        await speaker.reconfigure(desired)
+        await apply_rules(gtsm_rules(desired), prefix)  # idempotent
+        assert sh(*prefix, "nft", "list", "table", "inet", "bgpd_gtsm") == ruleset
+        await speaker.stop()
         assert "bgpd_gtsm" not in sh(*prefix, "nft", "list", "tables")
 
     scenario(tmp_path, protocols, ("peer4",), desired, ns=netns, body=body)
