@@ -198,11 +198,12 @@ class KernelFib:
             seq = self._seq
             self._seq = (self._seq + 1) & 0x7FFFFFFF or 1
             self._sock.send(codec.dump_request(family, self.table, self.protocol, seq))
-            while self._dump_part(seq, routes):
+            decoder = codec.RouteDecoder(self.table, self.protocol)
+            while self._dump_part(seq, routes, decoder):
                 pass
         return routes
 
-    def _dump_part(self, seq: int, routes: list[Route]) -> bool:
+    def _dump_part(self, seq: int, routes: list[Route], decoder: codec.RouteDecoder) -> bool:
         """Read one datagram of a dump into ``routes``; False once the dump is done."""
         n = self._sock.recv_into(self._rbuf, RECV_BYTES)
         data = bytes(self._rbuf[:n])
@@ -216,7 +217,7 @@ class KernelFib:
                 err = codec.parse_error(data, off, length)
                 raise OSError(err.errno, f"route dump failed: {_reason(err)}")
             elif mtype == codec.RTM_NEWROUTE:
-                route = codec.decode_route(data, off, length, self.table, self.protocol)
+                route = decoder.decode(data, off, length)
                 if route is not None:
                     routes.append(route)
         return more

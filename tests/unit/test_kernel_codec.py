@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import struct
 from typing import Any
@@ -138,22 +139,51 @@ def test_decode_route_reads_what_pyroute2_writes(reference: Any) -> None:
     [theirs] = decode_all(raw)
     hops = facts(theirs)["multipath"] or ([theirs.get_attr("RTA_GATEWAY")] if rtype == UNI else [])
     kind = "blackhole" if rtype == BH else "unicast"
-    assert codec.decode_route(raw, 0, len(raw), 254, 44) == Route(f"{dst}/{plen}", tuple(hops), kind, 44)
+    want = Route(f"{dst}/{plen}", tuple(hops), kind, 44)
+    assert codec.RouteDecoder(254, 44).decode(raw, 0, len(raw)) == want
 
 
 def test_decode_route_ignores_other_protocols_and_tables() -> None:
     raw = pyroute2_encoding((V4, "10.1.0.0", 24, UNI, 0, [("RTA_GATEWAY", "10.0.0.1")]), table=254, proto=12)
-    assert codec.decode_route(raw, 0, len(raw), 254, 44) is None
+    assert codec.RouteDecoder(254, 44).decode(raw, 0, len(raw)) is None
     raw = pyroute2_encoding((V4, "10.1.0.0", 24, UNI, 0, [("RTA_GATEWAY", "10.0.0.1")]), table=300, proto=44)
-    assert codec.decode_route(raw, 0, len(raw), 254, 44) is None
-    assert codec.decode_route(raw, 0, len(raw), 300, 44) == Route("10.1.0.0/24", ("10.0.0.1",))
+    assert codec.RouteDecoder(254, 44).decode(raw, 0, len(raw)) is None
+    assert codec.RouteDecoder(300, 44).decode(raw, 0, len(raw)) == Route("10.1.0.0/24", ("10.0.0.1",))
 
 
 def test_decode_route_round_trips_our_own_encoding_in_a_batch() -> None:
     changes = [c[1] for c in CASES if c[1].nexthops is not None]
     buf = bytes(RouteCodec().encode(changes, 1)[0])
-    routes = [codec.decode_route(buf, off, ln, 254, 44) for off, ln, _t, _s in codec.iter_messages(buf)]
+    decoder = codec.RouteDecoder(254, 44)
+    routes = [decoder.decode(buf, off, ln) for off, ln, _t, _s in codec.iter_messages(buf)]
     assert routes == [Route(c.prefix, c.nexthops or (), c.kind) for c in changes]
+
+
+def test_decoder_shape_cache_agrees_with_a_fresh_decoder_on_mixed_messages() -> None:
+    """Messages of many shapes, interleaved, with the destination at different offsets."""
+    rng = random.Random(4)
+    hops = [("10.0.0.1",), ("10.0.0.2",), ("10.0.0.1", "10.0.0.2"), ()]
+    messages: list[bytes] = []
+    for i in range(400):
+        nexthops = rng.choice(hops)
+        kind = "unicast" if nexthops else "blackhole"
+        if rng.random() < 0.5:
+            plen = rng.choice([16, 24])
+            messages.append(bytes(RouteCodec(rng.choice([254, 300]), rng.choice([44, 12])).encode(
+                [FibChange(f"10.{i % 256}.0.0/{plen}", nexthops, kind)], i)[0]))
+        else:  # RTA_DST first: another offset for the same kind of route
+            msg = rtmsg()
+            msg["family"], msg["dst_len"], msg["proto"], msg["table"] = V4, 24, 44, 254
+            msg["type"] = BH if kind == "blackhole" else UNI
+            gw = [("RTA_GATEWAY", nexthops[0])] if len(nexthops) == 1 else [multipath(*nexthops)]
+            msg["attrs"] = [("RTA_DST", f"11.{i % 256}.{i // 256}.0"), ("RTA_PRIORITY", 44),
+                            *(gw if nexthops else [])]
+            msg.encode()
+            messages.append(bytes(msg.data))
+    cached = codec.RouteDecoder(254, 44)
+    got = [cached.decode(m, 0, len(m)) for m in messages]
+    assert got == [codec.RouteDecoder(254, 44).decode(m, 0, len(m)) for m in messages]
+    assert 100 < sum(r is not None for r in got) < 400
 
 
 def _error(seq: int, errno: int, text: str | None, capped: bool = True) -> bytes:
