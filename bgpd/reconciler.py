@@ -170,7 +170,8 @@ class Reconciler:
         assert action.session is not None
         if action.kind in ("add", "reset"):
             why = "new session" if action.kind == "add" else "reset: " + ", ".join(action.changed)
-            self.sessions[action.name] = _Session(action.session, "Idle", self.clock.time(), why)
+            waiting = "Passive" if action.session.passive else "Connect"
+            self.sessions[action.name] = _Session(action.session, waiting, self.clock.time(), why)
         s = self.sessions[action.name]
         s.desired = action.session  # also for no-ops: e.g. which resources produced it
         if action.kind == "noop":  # plan() makes a changed filter an update of the sessions using it

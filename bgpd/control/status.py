@@ -73,8 +73,9 @@ class StatusReport:
 
     @property
     def exit_status(self) -> int:
-        """0 only when every configured session is Established (a readiness probe)."""
-        return 0 if self.all_established else 1
+        """0 only when a configuration runs and every configured session is Established (a readiness
+        probe: a daemon that has not applied any configuration yet is not ready)."""
+        return 0 if self.revision and self.as_number is not None and self.all_established else 1
 
     def to_json(self) -> dict[str, Any]:
         return {

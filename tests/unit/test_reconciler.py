@@ -154,7 +154,7 @@ def test_first_snapshot_configures_sessions_and_static_routes() -> None:
     w.apply("a", A)
     assert w.speaker.calls == [("configure", (M2, M3))]
     assert w.fib.routes == {"10.0.0.9/32": ("10.0.0.254",)}
-    assert w.info() == {M2: ("start", "Idle: new session"), M3: ("start", "Idle: new session")}
+    assert w.info() == {M2: ("start", "Connect: new session"), M3: ("start", "Connect: new session")}
     assert w.r.status().revision == "a" and w.r.status().exit_status == 1
 
 
@@ -218,7 +218,7 @@ def test_unrelated_peer_added_touches_no_running_session() -> None:
     status = {s.name: s for s in w.r.status().sessions}
     assert [(n, status[n].state, status[n].since) for n in (M2, M3)] == [(M2, "up", since[M2]),
                                                                         (M3, "up", since[M3])]
-    assert w.info()[G9] == ("start", "Idle: new session")
+    assert w.info()[G9] == ("start", "Connect: new session")
 
 
 def test_password_change_resets_only_that_session_and_drops_its_routes() -> None:
@@ -229,7 +229,7 @@ def test_password_change_resets_only_that_session_and_drops_its_routes() -> None
                       exports=A.exports, static_routes=A.static_routes, export_policy=POLICY))
     assert w.speaker.calls == [("configure", (M2, M3))]
     assert w.info() == {
-        M2: ("start", "Idle: reset: password (no OPEN received; MD5 password mismatch suspected)"),
+        M2: ("start", "Connect: reset: password (no OPEN received; MD5 password mismatch suspected)"),
         M3: ("up", "Established")}
     assert w.fib.routes == {P2: ("10.0.0.3",), "10.0.0.9/32": ("10.0.0.254",)}
     assert "s3cret" not in repr(w.r.status().to_json())
@@ -264,7 +264,7 @@ def test_status_info_gives_the_reason_a_session_is_not_up() -> None:
     assert w.info() == {
         M2: ("start", "Active: Connection refused; last NOTIFICATION receive 2/2 Bad Peer AS"),
         M3: ("start", "Passive"),
-        G9: ("start", "Idle: new session (no OPEN received; MD5 password mismatch suspected)")}
+        G9: ("start", "Connect: new session (no OPEN received; MD5 password mismatch suspected)")}
     w.event(PeerOpen("10.0.0.9", "10.0.0.9", 64512, 90, None, ()))
     w.up(M2, M3, G9)
     assert set(w.info().values()) == {("up", "Established")}

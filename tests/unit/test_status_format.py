@@ -101,6 +101,7 @@ def test_exit_status_is_zero_only_when_every_session_is_established() -> None:
     assert R.exit_status == 1
     assert report(sess("Mesh_10_0_0_2", "10.0.0.2", "Mesh")).exit_status == 0
     assert report().exit_status == 0  # no configured session: nothing is down
+    assert report(revision="", as_number=None).exit_status == 1  # nothing applied yet: not ready
 
 
 def test_json_round_trip_formats_the_same_table() -> None:
