@@ -81,8 +81,10 @@ def _die_with_parent() -> None:
 class ExaBGPSpeaker:
     """One supervised ExaBGP child for one node."""
 
-    def __init__(self, settings: SpeakerSettings, run_dir: Path, command_prefix: Sequence[str] = ()) -> None:
-        # command_prefix runs ExaBGP elsewhere (e.g. `ip netns exec NS`); it must exec, not fork
+    def __init__(self, settings: SpeakerSettings, run_dir: Path, command_prefix: Sequence[str] = (),
+                 manage_gtsm: bool = True) -> None:
+        # command_prefix runs ExaBGP (and nft) elsewhere (e.g. `ip netns exec NS`); it must exec, not fork.
+        # manage_gtsm=False leaves nftables alone (tests without a namespace of their own).
         self._settings = settings
         self._run_dir = run_dir
         self._prefix = tuple(command_prefix)
@@ -107,6 +109,7 @@ class ExaBGPSpeaker:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._gtsm: tuple[GtsmRule, ...] = ()
+        self._manage_gtsm = manage_gtsm
 
     # ------------------------------------------------------------------------------- public interface
 
@@ -237,7 +240,7 @@ class ExaBGPSpeaker:
     async def _apply_gtsm(self, desired: DesiredNode, force: bool = False) -> None:
         """The inbound half of GTSM (bgpd.speaker.gtsm), in the namespace ExaBGP runs in."""
         rules = gtsm_rules(desired)
-        if rules == self._gtsm and not force:
+        if not self._manage_gtsm or (rules == self._gtsm and not force):
             return
         try:
             await apply_rules(rules, self._prefix)

@@ -75,7 +75,7 @@ def speaker_for(fake: Path, tmp_path: Path) -> tuple[ExaBGPSpeaker, DesiredNode]
                                exabgp=str(fake), node_ipv4="10.0.0.1")
     desired = DesiredNode(node="n", as_number=64512, router_id="10.0.0.1", listen_port=None,
                           sessions=(session(),))
-    return ExaBGPSpeaker(settings, run_dir), desired
+    return ExaBGPSpeaker(settings, run_dir, manage_gtsm=False), desired
 
 
 async def until(what: str, check: Callable[[], bool], deadline: float = 20.0) -> None:
@@ -117,7 +117,7 @@ def test_send_counts_unordered_acks(fake: Path, tmp_path: Path) -> None:
         finally:
             await speaker.stop()
         with pytest.raises(SpeakerUnavailable):
-            await ExaBGPSpeaker(speaker._settings, tmp_path / "other").send(["version"])
+            await ExaBGPSpeaker(speaker._settings, tmp_path / "other", manage_gtsm=False).send(["version"])
 
     asyncio.run(main())
 
