@@ -60,6 +60,8 @@ def list_files(root: Path) -> tuple[list[Path], set[str]]:
                 files.append(path)
 
     walk(root)
+    if root.is_symlink():  # the link itself may be swapped: its directory sees that
+        directories.add(os.path.dirname(os.path.abspath(root)))
     return files, directories
 
 

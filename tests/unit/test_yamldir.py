@@ -20,8 +20,11 @@ def pool(name: str, cidr: str) -> str:
 
 
 def write(path: Path, text: str) -> None:
+    """Atomically (a hidden temp file, which the store skips, then a rename): no half-written reads."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def test_load_reads_resource_files_recursively_once_in_sorted_order(tmp_path: Path) -> None:
@@ -146,6 +149,30 @@ def test_watch_keeps_the_last_good_snapshot_when_a_document_breaks(tmp_path: Pat
         assert sorted(fixed.ip_pools) == ["a", "c"] and not fixed.errors
 
     run_watch(tmp_path, scenario)
+
+
+def test_watch_a_symlinked_root_and_a_directory_that_appears_later(tmp_path: Path) -> None:
+    write(tmp_path / "v1" / "p.yaml", pool("a", "10.1.0.0/16"))
+    write(tmp_path / "v2" / "p.yaml", pool("b", "10.2.0.0/16"))
+    link = tmp_path / "current"
+    link.symlink_to("v1")
+    later = tmp_path / "later"
+
+    async def swap(w: Watcher) -> None:
+        assert list((await w.next()).ip_pools) == ["a"]
+        tmp = tmp_path / "current.tmp"
+        tmp.symlink_to("v2")
+        os.replace(tmp, link)
+        assert list((await w.next()).ip_pools) == ["b"]
+
+    async def appear(w: Watcher) -> None:
+        assert [e.problem for e in (await w.next()).errors] == ["no such file or directory"]
+        write(tmp_path / "staging" / "p.yaml", pool("c", "10.3.0.0/16"))
+        os.rename(tmp_path / "staging", later)
+        assert list((await w.next()).ip_pools) == ["c"]
+
+    run_watch(link, swap)
+    run_watch(later, appear)
 
 
 def test_keep_last_good_rule() -> None:
