@@ -20,7 +20,17 @@ from bgpd.desired import DesiredNode, DesiredSession
 from bgpd.model.snapshot import Snapshot
 from bgpd.plan import Plan, SessionAction, plan
 from bgpd.ports import Clock, FibPort, SpeakerPort
-from bgpd.rib import DEFAULT_MAX_PREFIXES, Announce, FibChange, LocalInfo, Outbound, PeerInfo, Rib, RibDiff
+from bgpd.rib import (
+    DEFAULT_MAX_PREFIXES,
+    Announce,
+    FibChange,
+    LocalInfo,
+    Outbound,
+    PeerInfo,
+    Rib,
+    RibDiff,
+    Withdraw,
+)
 from bgpd.speaker import codec
 from bgpd.speaker.codec import (
     EndOfRib,
@@ -56,6 +66,9 @@ class _Session:
     opened: bool = False  # an OPEN was received at least once
     eor_seen: bool = False
     notification: str | None = None  # the last NOTIFICATION, as a reason
+    # What ExaBGP holds in its adj-rib-out for the peer. ExaBGP replays that on reconnect, so what was
+    # withdrawn meanwhile (the RIB tells only established peers) must be withdrawn when it comes back.
+    advertised: set[str] = field(default_factory=set)
 
     @property
     def family(self) -> Family:
@@ -171,7 +184,10 @@ class Reconciler:
         if action.kind in ("add", "reset"):
             why = "new session" if action.kind == "add" else "reset: " + ", ".join(action.changed)
             waiting = "Passive" if action.session.passive else "Connect"
+            previous = self.sessions.get(action.name)
             self.sessions[action.name] = _Session(action.session, waiting, self.clock.time(), why)
+            if previous is not None:
+                self.sessions[action.name].advertised = previous.advertised
         s = self.sessions[action.name]
         s.desired = action.session  # also for no-ops: e.g. which resources produced it
         if action.kind == "noop":  # plan() makes a changed filter an update of the sessions using it
@@ -190,6 +206,7 @@ class Reconciler:
             log.warning("exabgp_restarted", restarts=event.restarts, reason=event.last_exit)
             for session in self.sessions.values():  # PeerState(down) came first for those that were up
                 session.reason = f"ExaBGP restarted ({event.last_exit})"
+                session.advertised = set()  # a new ExaBGP holds no routes
             return
         name = self._by_ip.get(getattr(event, "peer_ip", ""), "")
         s = self.sessions.get(name)
@@ -224,7 +241,12 @@ class Reconciler:
             log.info("session_established", peer=name, peer_ip=s.desired.peer_ip)
             # Our whole table first, then End-of-RIB: a restarting peer sweeps what EoR did not cover.
             assert self.current is not None
-            await self._emit(self.rib.peer_up(self._peer_info(s, self.current)))
+            diff = self.rib.peer_up(self._peer_info(s, self.current))
+            table = {o.prefix for o in diff.out if o.peer == name and isinstance(o, Announce)}
+            replayed = sorted(s.advertised - table)
+            await self._emit(diff)
+            if replayed:
+                await self._emit(RibDiff(out=tuple(Withdraw(name, p) for p in replayed)))
             await self._send([codec.end_of_rib(s.desired.peer_ip, s.family)])
         elif was_up and state != ESTABLISHED:
             graceful = s.peer_restart_time is not None
@@ -266,6 +288,12 @@ class Reconciler:
         if changes:
             await self.fib.apply(changes)
         if diff.out:
+            for item in diff.out:
+                adj_out = self.sessions[item.peer].advertised
+                if isinstance(item, Announce):
+                    adj_out.add(item.prefix)
+                else:
+                    adj_out.discard(item.prefix)
             await self._send(encode_outbound(diff.out, self._ip_of))
 
     def _ip_of(self, session: str) -> str:

@@ -404,3 +404,25 @@ def test_adopted_routes_are_swept_at_the_deadline_without_end_of_rib() -> None:
     assert "10.99.0.0/16" not in w.fib.routes and len(w.fib.sweeps) == 1
     run(w.r.tick())
     assert len(w.fib.sweeps) == 1 and w.r.next_deadline() is None
+
+
+def test_what_was_withdrawn_while_a_peer_was_down_is_withdrawn_when_it_returns() -> None:
+    w = started()
+    w.event(PeerState("10.0.0.2", "down", "Hold timer expired"))
+    w.apply("b", replace(A, exports=()))  # ExaBGP still holds 10.244.1.0/26 for M2 and will replay it
+    w.speaker.calls.clear()
+    w.up(M2)
+    assert w.speaker.calls == [("withdraw", "10.0.0.2", ("10.244.1.0/26",)), ("eor", "10.0.0.2")]
+    w.event(PeerState("10.0.0.2", "down", "Hold timer expired"))
+    w.speaker.calls.clear()
+    w.up(M2)
+    assert w.speaker.calls == [("eor", "10.0.0.2")]
+
+
+def test_after_an_exabgp_restart_nothing_is_thought_to_be_replayed() -> None:
+    w = started()
+    w.event(PeerState("10.0.0.2", "down", "exabgp exited"), SpeakerRestarted(1, "exit status 1"))
+    w.apply("b", replace(A, exports=()))
+    w.speaker.calls.clear()
+    w.up(M2)
+    assert w.speaker.calls == [("eor", "10.0.0.2")]
