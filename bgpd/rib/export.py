@@ -27,15 +27,19 @@ def may_advertise(source: PeerInfo | None, attrs: PathAttributes, target: PeerIn
     return target.router_id is None or originator != target.router_id
 
 
-def outbound(path: Path, prefix: str, target: PeerInfo, local: LocalInfo) -> PathAttributes | None:
-    """The attributes to announce ``prefix`` with on ``target``, or None to not announce it."""
+def admit(path: Path, prefix: str, target: PeerInfo, local: LocalInfo) -> PathAttributes | None:
+    """The route's attributes after ``target``'s export chain, or None when it is not sent there."""
     source, attrs = path
     if family_of(prefix) not in target.families or not may_advertise(source, attrs, target, local):
         return None
     ctx = RouteContext(prefix=prefix, source="local" if source is None else "bgp", ibgp=target.ibgp)
-    out = export_policy(target.filters, local.export_policy, ctx, attrs)
-    if out is None:
-        return None
+    return export_policy(target.filters, local.export_policy, ctx, attrs)
+
+
+def rewrite(
+    source: PeerInfo | None, out: PathAttributes, target: PeerInfo, local: LocalInfo
+) -> PathAttributes:
+    """The attributes as sent on ``target``: next hop, AS path and the iBGP-only attributes."""
     self_hop = target.local_address or "self"
     if not target.ibgp:
         keep = source is not None and target.next_hop == "keep"
@@ -53,3 +57,9 @@ def outbound(path: Path, prefix: str, target: PeerInfo, local: LocalInfo) -> Pat
         out, next_hop=next_hop, local_pref=effective_local_pref(out), originator_id=originator,
         cluster_list=clusters,
     )
+
+
+def outbound(path: Path, prefix: str, target: PeerInfo, local: LocalInfo) -> PathAttributes | None:
+    """The attributes to announce ``prefix`` with on ``target``, or None to not announce it."""
+    out = admit(path, prefix, target, local)
+    return None if out is None else rewrite(path[0], out, target, local)

@@ -15,7 +15,7 @@ from bgpd.bgp import PathAttributes
 from bgpd.desired import ExportPolicy
 from bgpd.model.resources import BGPFilter, FilterOperation, FilterRule
 from bgpd.rib.peer import DEFAULT_LOCAL_PREF, PRIORITY_BASE, parse_community
-from bgpd.rib.prefix import covered_by, parse
+from bgpd.rib.prefix import covered_by, inside, net_span, span, spans
 
 Direction = Literal["import", "export"]
 Source = Literal["bgp", "local"]
@@ -49,21 +49,19 @@ def effective_local_pref(attrs: PathAttributes) -> int:
 def _cidr_matches(rule: FilterRule, prefix: str) -> bool:
     if rule.cidr is None or rule.match_operator is None:
         return True
-    net = parse(prefix)
-    cidr = rule.cidr
-    if net.version != cidr.version:
-        # BIRD compares across families as "not equal / not inside".
-        return rule.match_operator in ("NotEqual", "NotIn")
-    lo: int = cidr.prefixlen
-    hi: int = cidr.max_prefixlen
+    version, _, _, plen = route = span(prefix)
+    cidr = net_span(rule.cidr)
+    lo: int = cidr[3]
+    hi: int = rule.cidr.max_prefixlen
     if rule.prefix_length is not None:
         lo = max(lo, rule.prefix_length.min if rule.prefix_length.min is not None else lo)
         hi = min(hi, rule.prefix_length.max if rule.prefix_length.max is not None else hi)
-    length_ok = lo <= net.prefixlen <= hi
+    # Across families nothing is equal or inside (BIRD's `!=` / `!~` then hold).
+    length_ok = version == cidr[0] and lo <= plen <= hi
     if rule.match_operator in ("Equal", "NotEqual"):
-        hit = net == cidr and length_ok
+        hit = route == cidr and length_ok
     else:
-        hit = net.subnet_of(cidr) and length_ok  # type: ignore[arg-type]
+        hit = inside(route, cidr) and length_ok
     return hit if rule.match_operator in ("Equal", "In") else not hit
 
 
@@ -151,19 +149,15 @@ def calico_export(policy: ExportPolicy, prefix: str) -> bool:
     is applied by the caller for local routes. Steps 6 and 7 (the service CIDRs, and on a route
     reflector the LB/external IP CIDRs) are resolved into ``service_cidrs``.
     """
-    if covered_by(prefix, policy.disabled_pools):
+    route = span(prefix)
+    if covered_by(route, policy.disabled_pools):
         return False
-    net = parse(prefix)
-    for block in policy.blocks:
-        if block.version != net.version:
-            continue
-        if net == block:
+    for block in spans(policy.blocks):
+        if route == block:
             return True
-        if net.subnet_of(block):  # type: ignore[arg-type]
+        if inside(route, block):
             return False
-    if covered_by(prefix, policy.service_cidrs):
-        return True
-    return covered_by(prefix, policy.pools)
+    return covered_by(route, policy.service_cidrs) or covered_by(route, policy.pools)
 
 
 def export_policy(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from socket import AF_INET, AF_INET6, inet_pton
 
 from bgpd.bgp import Family
 from bgpd.model.resources import IPNetwork
@@ -53,9 +54,48 @@ def is_martian(prefix: str) -> bool:
     return any(net.version == m.version and net.subnet_of(m) for m in martians)  # type: ignore[arg-type]
 
 
-def covered_by(prefix: str, nets: tuple[IPNetwork, ...]) -> bool:
-    """``prefix`` equals or lies inside one of ``nets`` (BIRD's ``net ~ N``)."""
+Span = tuple[int, int, int, int]  # (version, first address, last address, prefix length) as ints
+
+
+def span(prefix: str) -> Span:
+    """A prefix as integers, several times faster than ``ipaddress`` (this runs once per route)."""
+    addr, _, length = prefix.partition("/")
+    v6 = ":" in addr
+    bits = 128 if v6 else 32
+    plen = int(length) if length else bits
+    host = (1 << (bits - plen)) - 1
+    first = int.from_bytes(inet_pton(AF_INET6 if v6 else AF_INET, addr), "big") & ~host
+    return (6 if v6 else 4), first, first | host, plen
+
+
+def net_span(net: IPNetwork) -> Span:
+    return net.version, int(net.network_address), int(net.broadcast_address), net.prefixlen
+
+
+_SPANS: dict[int, tuple[tuple[IPNetwork, ...], tuple[Span, ...]]] = {}
+
+
+def spans(nets: tuple[IPNetwork, ...]) -> tuple[Span, ...]:
+    """``nets`` as spans, remembered by the tuple's identity: policies are long-lived tuples that are
+    checked on every route, and hashing a tuple of networks costs more than the check itself."""
+    hit = _SPANS.get(id(nets))
+    if hit is not None and hit[0] is nets:
+        return hit[1]
+    if len(_SPANS) > 256:
+        _SPANS.clear()
+    result = tuple(net_span(n) for n in nets)
+    _SPANS[id(nets)] = (nets, result)
+    return result
+
+
+def inside(a: Span, b: Span) -> bool:
+    """``a`` equals or lies inside ``b`` (BIRD's ``net ~ N``)."""
+    return a[0] == b[0] and b[1] <= a[1] and a[2] <= b[2]
+
+
+def covered_by(prefix: str | Span, nets: tuple[IPNetwork, ...]) -> bool:
+    """``prefix`` equals or lies inside one of ``nets``."""
     if not nets:
         return False
-    net = parse(prefix)
-    return any(net.version == n.version and net.subnet_of(n) for n in nets)  # type: ignore[arg-type]
+    s = span(prefix) if isinstance(prefix, str) else prefix
+    return any(inside(s, n) for n in spans(nets))

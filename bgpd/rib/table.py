@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from bgpd.bgp import Family, PathAttributes
 from bgpd.rib.decision import Candidate, select
-from bgpd.rib.export import Path, outbound
+from bgpd.rib.export import Path, admit, outbound, rewrite
 from bgpd.rib.fib import Announce, FibChange, FibKind, Outbound, RibDiff, Withdraw
 from bgpd.rib.peer import LocalInfo, PeerInfo, local_attributes
 from bgpd.rib.policy import RouteContext, as_loop, import_policy
@@ -80,6 +80,8 @@ class Rib:
     def __init__(self, local: LocalInfo) -> None:
         self._local = local
         self._local_paths = self._paths_of(local)
+        self._own = self._local_paths.keys() | local.blackholes
+        self._rewrites: dict[tuple[int, ...], tuple[object, ...]] = {}
         self._adj: dict[str, _AdjIn] = {}
         self._adopted: dict[str, tuple[str, ...]] = {}
         self._adopted_deadline: float | None = None
@@ -91,6 +93,7 @@ class Rib:
         def mutate() -> None:
             self._local = local
             self._local_paths = self._paths_of(local)
+            self._own = self._local_paths.keys() | local.blackholes
             for adj in self._adj.values():
                 self._reimport(adj)
 
@@ -101,6 +104,8 @@ class Rib:
         adj = self._adj.get(info.name)
         if adj is None:
             self._adj[info.name] = _AdjIn(info)
+            return RibDiff()
+        if adj.info == info:
             return RibDiff()
 
         def mutate() -> None:
@@ -124,6 +129,10 @@ class Rib:
         old = self._adj.get(info.name)
         if old is None:
             self._adj[info.name] = old = _AdjIn(info)
+        if not old.established and not old.routes and not old.stale:
+            # Nothing of this session is in the RIB, so it changes no decision: just send it the table.
+            old.info, old.established, old.eor, old.dropped = info, True, set(), 0
+            return self._dump(info)
 
         def mutate() -> None:
             assert old is not None
@@ -316,20 +325,26 @@ class Rib:
 
     def _state(self, prefix: str) -> State:
         """The best path (for announcements) and the kernel entry (for the FIB) of one prefix."""
-        blackhole = prefix in self._local.blackholes
-        own = self._local_paths.get(prefix)
-        if own is not None or blackhole:
+        if prefix in self._own:
             # The node's own prefixes win over anything learned, and a learned copy is never installed.
-            return (None if own is None else (None, own)), (_BLACKHOLE if blackhole else None)
-        cands = [c for adj in self._adj.values() if (c := adj.candidate(prefix)) is not None]
+            own = self._local_paths.get(prefix)
+            kernel = _BLACKHOLE if prefix in self._local.blackholes else None
+            return (None if own is None else (None, own)), kernel
+        cands = []
+        for adj in self._adj.values():
+            c = adj.candidate(prefix)
+            if c is not None:
+                cands.append(c)
         if not cands:
             adopted = self._adopted.get(prefix)
             return None, (None if adopted is None else ("unicast", adopted))
-        best, group = select(cands)
-        if not self._installable(prefix):
-            return (best.peer, best.attrs), None
-        hops = tuple(sorted({c.attrs.next_hop for c in group}))
-        return (best.peer, best.attrs), ("unicast", hops)
+        if len(cands) == 1:
+            best = cands[0]
+            hops: tuple[str, ...] = (best.attrs.next_hop,)
+        else:
+            best, group = select(cands)
+            hops = tuple(sorted({c.attrs.next_hop for c in group}))
+        return (best.peer, best.attrs), (("unicast", hops) if self._installable(prefix) else None)
 
     def _installable(self, prefix: str) -> bool:
         if prefix in DEFAULT_ROUTES:
@@ -406,12 +421,38 @@ class Rib:
             old_target = old_targets.get(name)
             old = None
             if old_path is not None and old_target is not None:
-                old = outbound(old_path, prefix, old_target, old_local)
-            new = None if new_path is None else outbound(new_path, prefix, target, self._local)
+                old = self._outbound(old_path, prefix, old_target, old_local)
+            new = None if new_path is None else self._outbound(new_path, prefix, target, self._local)
             if new is not None and new != old:
                 out.append(Announce(name, prefix, new))
             elif new is None and old is not None:
                 out.append(Withdraw(name, prefix))
+
+    def _dump(self, target: PeerInfo) -> RibDiff:
+        out: list[Outbound] = []
+        for prefix in self._all_prefixes():
+            path = self._state(prefix)[0]
+            attrs = None if path is None else self._outbound(path, prefix, target, self._local)
+            if attrs is not None:
+                out.append(Announce(target.name, prefix, attrs))
+        return RibDiff((), tuple(out))
+
+    def _outbound(self, path: Path, prefix: str, target: PeerInfo, local: LocalInfo) -> PathAttributes | None:
+        """`outbound`, with the rewrite shared by all prefixes that share attributes: cheaper, and the
+        speaker can pack announcements with the same attributes object into one UPDATE."""
+        out = admit(path, prefix, target, local)
+        if out is None:
+            return None
+        source = path[0]
+        key = (id(out), id(source), id(target), id(local))
+        hit = self._rewrites.get(key)
+        if hit is not None and hit[0] is out and hit[1] is source and hit[2] is target and hit[3] is local:
+            return hit[4]  # type: ignore[return-value]
+        if len(self._rewrites) > 4096:
+            self._rewrites.clear()
+        result = rewrite(source, out, target, local)
+        self._rewrites[key] = (out, source, target, local, result)  # the references keep the ids valid
+        return result
 
     def _sweep(self, adj: _AdjIn, prefixes: list[str]) -> RibDiff:
         def mutate() -> None:

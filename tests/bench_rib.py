@@ -1,0 +1,102 @@
+"""Micro-benchmark of the RIB (not a test): N prefixes from one eBGP session into the RIB.
+
+Usage: .venv/bin/python tests/bench_rib.py [N ...]   (default: 100000 1000000)
+
+Prefixes arrive as ExaBGP delivers them: UPDATEs of 100 NLRI sharing one attribute object, with
+1,000 distinct attribute sets in all. A second, iBGP session is established so every route also goes
+through the export decision (a Calico node with a ToR and a mesh peer). Reports µs per prefix for
+insert, withdraw and a graceful-restart stale/EoR sweep, and the memory the RIB holds (RSS growth,
+and tracemalloc's count at the smaller sizes), prefix strings included.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+import tracemalloc
+from ipaddress import ip_network
+
+from bgpd.bgp import PathAttributes
+from bgpd.desired import ExportPolicy
+from bgpd.rib import LocalInfo, PeerInfo, Rib
+
+BATCH = 100
+DISTINCT_ATTRS = 1000
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def prefixes(n: int) -> list[str]:
+    return [f"{11 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}.0/24" for i in range(n)]
+
+
+def build() -> Rib:
+    local = LocalInfo(as_number=64512, router_id="10.0.0.1",
+                      export_policy=ExportPolicy(pools=(ip_network("10.244.0.0/16"),)))
+    rib = Rib(local)
+    rib.peer_up(PeerInfo("tor", "10.0.1.1", 65001, 64512, ibgp=False, router_id="10.0.1.1",
+                         gr_restart_time=120.0, max_prefixes=None, local_address="10.0.0.1"))
+    rib.peer_up(PeerInfo("Mesh_10_0_0_2", "10.0.0.2", 64512, 64512, ibgp=True, router_id="10.0.0.2"))
+    return rib
+
+
+def run(n: int, trace: bool) -> None:
+    attrs = [PathAttributes(f"10.0.1.{1 + i % 200}", as_path=(65001, i)) for i in range(DISTINCT_ATTRS)]
+    gc.collect()
+    if trace:
+        tracemalloc.start()
+    rss0 = rss_mib()
+    names = prefixes(n)  # counted: in the daemon the RIB owns the prefix strings the decoder made
+    rib = build()
+    installed = 0
+    t0 = time.perf_counter()
+    for k, start in enumerate(range(0, n, BATCH)):
+        installed += len(rib.update("tor", names[start:start + BATCH], attrs[k % DISTINCT_ATTRS]).fib)
+    t_insert = time.perf_counter() - t0
+    gc.collect()
+    rss1 = rss_mib()
+    traced = tracemalloc.get_traced_memory()[0] / 2**20 if trace else None
+    tracemalloc.stop()
+    assert installed == n == rib.installed
+
+    t0 = time.perf_counter()
+    stale = rib.peer_down("tor", 0.0, graceful=True)
+    t_down = time.perf_counter() - t0
+    rib.peer_up(rib.best(names[0])[0])  # type: ignore[index,arg-type]
+    t0 = time.perf_counter()
+    for start in range(0, n // 2, BATCH):
+        rib.update("tor", names[start:start + BATCH], attrs[0])
+    t_refresh = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    swept = rib.end_of_rib("tor", "ipv4 unicast")
+    t_eor = time.perf_counter() - t0
+    assert not stale.fib and len(swept.fib) == n - n // 2
+    t0 = time.perf_counter()
+    for start in range(0, n // 2, BATCH):
+        rib.withdraw("tor", names[start:start + BATCH])
+    t_withdraw = time.perf_counter() - t0
+    assert rib.installed == 0
+
+    us = 1e6
+    print(f"N={n:>9,}  insert {t_insert:6.2f} s = {t_insert / n * us:5.2f} µs/prefix"
+          f"  | RSS +{rss1 - rss0:6.1f} MiB = {(rss1 - rss0) * 2**20 / n:5.0f} B/prefix"
+          + (f"  (tracemalloc {traced:6.1f} MiB)" if traced is not None else ""))
+    half = n - n // 2
+    print(f"{'':13}graceful down {t_down:5.2f} s; refresh {t_refresh / (n // 2) * us:5.2f} µs/prefix;"
+          f" EoR sweep {t_eor / half * us:5.2f} µs/prefix; withdraw {t_withdraw / (n // 2) * us:5.2f} µs/prefix")
+
+
+def main() -> None:
+    sizes = [int(a) for a in sys.argv[1:]] or [100_000, 1_000_000]
+    print(f"python {sys.version.split()[0]}, {BATCH} prefixes per UPDATE, {DISTINCT_ATTRS} attribute sets")
+    for n in sizes:
+        run(n, trace=n <= 100_000)
+
+
+if __name__ == "__main__":
+    main()
