@@ -22,7 +22,7 @@ import yaml
 from bgpd.model import kinds, yamltext
 from bgpd.model.errors import ConfigError
 from bgpd.model.reader import DocReader
-from bgpd.model.resources import BGPConfiguration, BGPPeer, Resource, Secret
+from bgpd.model.resources import Resource, Secret
 from bgpd.model.snapshot import DEFAULT_SECRET_NAMESPACE, Snapshot
 from bgpd.model.values import type_name
 
@@ -123,29 +123,36 @@ def build_snapshot(
     """
     tables: dict[str, dict[Any, Any]] = {attr: {} for attr in _SNAPSHOT_FIELD.values()}
     errors: list[ConfigError] = []
+    seen: dict[tuple[str, str, str], SourceDoc] = {}
     for doc in docs:
-        kind = doc.body.get("kind") if isinstance(doc.body, dict) else None
-        if isinstance(kind, str) and kind in ignore_kinds:
+        kind, name, namespace = _identity(doc.body, secret_namespace)
+        if kind in ignore_kinds:
             continue
+        if kind and name:  # duplicates by the names as written, valid or not: the first one wins
+            first = seen.setdefault((kind, name, namespace), doc)
+            if first is not doc:
+                problem = f"duplicate {kind} name; first defined at {first.source}:{first.doc}"
+                errors.append(ConfigError(doc.source, doc.doc, kind, name, "metadata.name", problem))
+                continue
         resource, problems = parse_resource(doc)
         errors.extend(problems)
-        if resource is None:
-            continue
-        kind = type(resource).__name__
-        key: Any = resource.meta.name
-        if isinstance(resource, Secret):
-            key = (resource.meta.namespace or secret_namespace, resource.meta.name)
-        table = tables[_SNAPSHOT_FIELD[kind]]
-        first = table.get(key)
-        if first is not None:
-            origin = first.meta.origin
-            first_at = f"{origin.source}:{origin.doc}"
-            errors.append(ConfigError(doc.source, doc.doc, kind, resource.meta.name, "metadata.name",
-                                      f"duplicate {kind} name; first defined at {first_at}"))
-            continue
-        table[key] = resource
+        if resource is not None:
+            key = (namespace, name) if isinstance(resource, Secret) else name
+            tables[_SNAPSHOT_FIELD[kind]][key] = resource
     errors.extend(_drop_long_passwords(tables, secret_namespace))
     return Snapshot(**tables, revision=revision, errors=tuple(errors), secret_namespace=secret_namespace)
+
+
+def _identity(body: Any, secret_namespace: str) -> tuple[str, str, str]:
+    """(kind, name, namespace) as written; empty strings where absent or not text."""
+    if not isinstance(body, dict):
+        return "", "", ""
+    meta = body.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    kind, name, namespace = body.get("kind"), meta.get("name"), meta.get("namespace")
+    kind = kind if isinstance(kind, str) else ""
+    namespace = namespace if isinstance(namespace, str) and namespace else secret_namespace
+    return kind, name if isinstance(name, str) else "", namespace if kind == "Secret" else ""
 
 
 def _drop_long_passwords(tables: dict[str, dict[Any, Any]], namespace: str) -> list[ConfigError]:
@@ -163,10 +170,8 @@ def _drop_long_passwords(tables: dict[str, dict[Any, Any]], namespace: str) -> l
             size = len(password.encode()) if password is not None else 0
             if size > MAX_PASSWORD_BYTES:
                 origin = resource.meta.origin
-                kind = "BGPPeer" if isinstance(resource, BGPPeer) else "BGPConfiguration"
-                assert isinstance(resource, BGPPeer | BGPConfiguration)
                 errors.append(ConfigError(
-                    origin.source, origin.doc, kind, name, path,
+                    origin.source, origin.doc, type(resource).__name__, name, path,
                     f"password in Secret {namespace}/{ref.name} key {ref.key!r} is {size} bytes; "
                     f"TCP-MD5 allows at most {MAX_PASSWORD_BYTES}"))
                 del table[name]

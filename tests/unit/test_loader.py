@@ -306,7 +306,32 @@ apiVersion: projectcalico.org/v3
 kind: IPPool
 metadata: {name: p}
 spec: {cidr: 10.1.0.0/16}
-""", ["r.yaml:2 IPPool/p metadata.name: duplicate IPPool name; first defined at r.yaml:1"]),
+---
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: q}
+spec: {cidr: 10.2.0.1/16}
+---
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: q}
+spec: {cidr: 10.2.0.0/16}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: s}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: s, namespace: kube-system}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: s, namespace: other}
+""", ["r.yaml:2 IPPool/p metadata.name: duplicate IPPool name; first defined at r.yaml:1",
+      "r.yaml:3 IPPool/q spec.cidr: host bits set; the network is 10.2.0.0/16; got '10.2.0.1/16'",
+      "r.yaml:4 IPPool/q metadata.name: duplicate IPPool name; first defined at r.yaml:3",
+      "r.yaml:6 Secret/s metadata.name: duplicate Secret name; first defined at r.yaml:5"]),
     ("YAML syntax error keeps the documents before it", CALICO + """\
 kind: IPPool
 metadata: {name: p}
