@@ -8,6 +8,7 @@ Passwords never print: only whether one is set.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -26,19 +27,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("peers", help="show the BGP sessions a node must run (no daemon needed)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--node", required=True, help="the node's name (Node metadata.name)")
-    p.add_argument("--resources", default=DEFAULT_RESOURCES, metavar="DIR",
-                   help=f"directory of Calico v3 YAML/JSON resources (default {DEFAULT_RESOURCES})")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--resources", metavar="DIR",
+                        help=f"directory of Calico v3 YAML/JSON resources (default {DEFAULT_RESOURCES})")
+    source.add_argument("--store", metavar="URL",
+                        help="file:///path/to/dir or etcd://host:2379[,host:2379] (ETCD_* TLS options apply)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the JSON contract instead of a table")
     out.add_argument("--why", metavar="IP", help="explain why a session to IP exists or is absent")
     p.set_defaults(func=run)
 
 
-def _load(path: str) -> Snapshot:
-    # Imported on use: `bgpd --help` and the other sub-commands need not load the store.
-    from bgpd.store.yamldir import load  # noqa: PLC0415
+def _load(args: argparse.Namespace) -> Snapshot:
+    """One snapshot from ``--resources`` or ``--store``; no daemon and no watch needed."""
+    # Imported on use: `bgpd --help` and the other sub-commands need not load the stores.
+    from bgpd.store import yamldir  # noqa: PLC0415
+    from bgpd.store.url import FileStoreConfig, parse_store_url  # noqa: PLC0415
 
-    snapshot: Snapshot = load(path)
+    if args.store is None:
+        snapshot: Snapshot = yamldir.load(args.resources or DEFAULT_RESOURCES)
+        return snapshot
+    config = parse_store_url(args.store, os.environ)
+    if isinstance(config, FileStoreConfig):
+        snapshot = yamldir.load(config.path)
+        return snapshot
+    from bgpd.store import etcd  # noqa: PLC0415
+
+    snapshot = asyncio.run(etcd.load(config))
     return snapshot
 
 
@@ -72,9 +87,10 @@ def render_table(desired: DesiredNode) -> str:
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     try:
-        snapshot = _load(args.resources)
-    except OSError as exc:
-        print(f"bgpd peers: cannot read {args.resources}: {exc}", file=err)
+        snapshot = _load(args)
+    except Exception as exc:  # a bad URL, an unreachable etcd: say which and stop
+        print(f"bgpd peers: cannot load resources from {args.store or args.resources or DEFAULT_RESOURCES}: "
+              f"{exc}", file=err)
         return EX_CONFIG
     for problem in snapshot.errors:
         print(f"warning: {problem}", file=err)

@@ -140,3 +140,11 @@ stringData: {k: sup3r-s3cret}
         ]
         is True
     )
+
+
+def test_store_url_file_and_bad_url(capsys: pytest.CaptureFixture[str]) -> None:
+    directory = EXAMPLES / "full-mesh"
+    code, out, _ = run(capsys, "--store", f"file://{directory}", "--node", "node-1", "--json")
+    assert code == 0 and json.loads(out) == resolve(load(directory), "node-1").to_json()
+    code, _, err = run(capsys, "--store", "gopher://x", "--node", "node-1")
+    assert code == 78 and err.startswith("bgpd peers: cannot load resources from gopher://x: ")
