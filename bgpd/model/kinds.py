@@ -3,6 +3,10 @@
 Each ``_kind`` function reads ``spec`` through a `DocReader`, which records every problem; the
 resource is built only when the whole document had none. Fields that Calico accepts but bgpd does
 not use (e.g. Node VXLAN addresses, IPPool ``natOutgoing``) are accepted and dropped.
+
+BGPConfiguration names other than ``default`` and ``node.<name>`` are valid, as in Calico, and have
+no effect (confd ignores them); ``bgpd check`` notes them. A ``node.<name>`` instance may not set the
+default-only fields (Calico's ValidateDefaultOnlyFields).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bgpd.model.errors import ConfigError
 from bgpd.model.snapshot import Snapshot
-from bgpd.store.yamldir import keep_last_good, list_files, load, watch
+from bgpd.store.yamldir import YamlDirStore, keep_last_good, list_files, load, watch
 
 DEADLINE = 10.0  # seconds a change may take to show up before the test fails
 
@@ -183,3 +183,18 @@ def test_keep_last_good_rule() -> None:
     assert keep_last_good(good, bad) == Snapshot(revision="2", errors=(error,))
     fresh = Snapshot(revision="3")
     assert keep_last_good(good, fresh) is fresh
+
+
+def test_store_port_adapter(tmp_path: Path) -> None:
+    write(tmp_path / "s.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {k: v}\n")
+    store = YamlDirStore(tmp_path, secret_namespace="calico-system")
+    assert store.source == f"file://{tmp_path}"
+
+    async def first() -> Snapshot:
+        stream = store.watch()
+        try:
+            return await asyncio.wait_for(anext(stream), DEADLINE)
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    assert list(asyncio.run(first()).secrets) == [("calico-system", "s")]
