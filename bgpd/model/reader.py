@@ -41,7 +41,11 @@ class DocReader:
             return None
 
     def fields(self, raw: Any, path: str, known: frozenset[str]) -> dict[str, Any]:
-        """The fields of an object that are set (null counts as unset); reports unknown ones."""
+        """The fields of an object that are set; reports unknown ones.
+
+        null and "" count as unset, as in Calico's Go types (``omitempty``): a Node dump's
+        ``ipv6Address: ""`` or a BGPPeer's ``nodeSelector: ""`` mean "not set".
+        """
         if raw is None:
             return {}
         if not isinstance(raw, dict):
@@ -53,7 +57,7 @@ class DocReader:
                 hint = difflib.get_close_matches(str(key), sorted(known), n=1)
                 suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
                 self.error(_join(path, str(key)), "unknown field" + suggestion)
-            elif item is not None:
+            elif item is not None and item != "":
                 found[key] = item
         return found
 

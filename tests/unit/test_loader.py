@@ -386,6 +386,22 @@ metadata: {name: n, labels: {a: yes, b: off, c: 1.5, d: "on", "on": x}}
     assert snap.nodes["n"].meta.labels == {"a": "true", "b": "false", "c": "1.5", "d": "on", "on": "x"}
 
 
+def test_empty_strings_mean_unset_as_in_go() -> None:
+    snap = load(CALICO + """\
+kind: Node
+metadata: {name: n}
+spec: {bgp: {ipv4Address: 10.0.0.1, ipv6Address: "", routeReflectorClusterID: ""}}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: p}
+spec: {node: "", nodeSelector: "", peerIP: 10.0.0.2, peerSelector: "", asNumber: 1, sourceAddress: ""}
+""")
+    assert snap.nodes["n"].bgp is not None and snap.nodes["n"].bgp.ipv6_address is None
+    peer = snap.bgp_peers["p"]
+    assert (peer.node, peer.node_selector, peer.peer_selector, peer.source_address) == (None, None, None, "UseNodeIP")
+
+
 def test_json_text_and_json_array() -> None:
     body = {"apiVersion": "projectcalico.org/v3", "kind": "BGPPeer", "metadata": {"name": "g"},
             "spec": {"peerIP": "10.0.0.9", "asNumber": "64512"}}
