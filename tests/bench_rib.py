@@ -45,23 +45,37 @@ def build() -> Rib:
     return rib
 
 
+def insert(rib: Rib, names: list[str], attrs: list[PathAttributes]) -> int:
+    installed = 0
+    for k, start in enumerate(range(0, len(names), BATCH)):
+        installed += len(rib.update("tor", names[start:start + BATCH], attrs[k % DISTINCT_ATTRS]).fib)
+    return installed
+
+
+def memory(n: int, attrs: list[PathAttributes]) -> float:
+    """tracemalloc's count of what the RIB holds after the insert (slow: separate pass)."""
+    gc.collect()
+    tracemalloc.start()
+    rib = build()
+    insert(rib, prefixes(n), attrs)
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return held / 2**20
+
+
 def run(n: int, trace: bool) -> None:
     attrs = [PathAttributes(f"10.0.1.{1 + i % 200}", as_path=(65001, i)) for i in range(DISTINCT_ATTRS)]
+    traced = memory(n, attrs) if trace else None
     gc.collect()
-    if trace:
-        tracemalloc.start()
     rss0 = rss_mib()
     names = prefixes(n)  # counted: in the daemon the RIB owns the prefix strings the decoder made
     rib = build()
-    installed = 0
     t0 = time.perf_counter()
-    for k, start in enumerate(range(0, n, BATCH)):
-        installed += len(rib.update("tor", names[start:start + BATCH], attrs[k % DISTINCT_ATTRS]).fib)
+    installed = insert(rib, names, attrs)
     t_insert = time.perf_counter() - t0
     gc.collect()
     rss1 = rss_mib()
-    traced = tracemalloc.get_traced_memory()[0] / 2**20 if trace else None
-    tracemalloc.stop()
     assert installed == n == rib.installed
 
     t0 = time.perf_counter()
@@ -86,9 +100,9 @@ def run(n: int, trace: bool) -> None:
     print(f"N={n:>9,}  insert {t_insert:6.2f} s = {t_insert / n * us:5.2f} µs/prefix"
           f"  | RSS +{rss1 - rss0:6.1f} MiB = {(rss1 - rss0) * 2**20 / n:5.0f} B/prefix"
           + (f"  (tracemalloc {traced:6.1f} MiB)" if traced is not None else ""))
-    half = n - n // 2
-    print(f"{'':13}graceful down {t_down:5.2f} s; refresh {t_refresh / (n // 2) * us:5.2f} µs/prefix;"
-          f" EoR sweep {t_eor / half * us:5.2f} µs/prefix; withdraw {t_withdraw / (n // 2) * us:5.2f} µs/prefix")
+    half, rest = n // 2, n - n // 2
+    print(f"{'':13}graceful down {t_down:5.2f} s; refresh {t_refresh / half * us:5.2f} µs/prefix;"
+          f" EoR sweep {t_eor / rest * us:5.2f} µs/prefix; withdraw {t_withdraw / half * us:5.2f} µs/prefix")
 
 
 def main() -> None:

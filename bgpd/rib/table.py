@@ -161,6 +161,10 @@ class Rib:
                 adj.stale_deadline = None
             adj.routes = {}
 
+        if keep and not any(a.routes or a.stale for a in self._adj.values() if a is not adj):
+            # Its routes, now stale, are still the only ones: no best path or next hop changes.
+            mutate()
+            return RibDiff()
         return self._change(adj.prefixes(), mutate, targets_changed=True)
 
     def update(self, peer: str, prefixes: Iterable[str], attrs: PathAttributes) -> RibDiff:
@@ -265,6 +269,11 @@ class Rib:
             over_limit=adj.dropped > 0,
             stale_deadline=adj.stale_deadline,
         )
+
+    @property
+    def stale(self) -> int:
+        """Routes kept from sessions that went down gracefully."""
+        return sum(len(adj.stale) for adj in self._adj.values())
 
     @property
     def installed(self) -> int:
