@@ -182,6 +182,9 @@ class Rib:
             before = self._state(prefix)
             adj.routes[prefix] = attrs
             adj.stale.pop(prefix, None)
+            if self._adopted:
+                # Re-learned: the adopted kernel route has done its job and must not come back later.
+                self._adopted.pop(prefix, None)
             self._record(adj, prefix, attrs, importer(prefix, attrs))
             self._diff(
                 prefix, before, self._state(prefix), old_targets=targets, new_targets=targets,

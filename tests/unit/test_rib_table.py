@@ -178,6 +178,13 @@ def test_adopted_routes_stay_until_every_peer_sent_end_of_rib() -> None:
     assert rib.installed == 2
 
 
+def test_a_relearned_adopted_route_does_not_come_back_after_withdrawal() -> None:
+    rib = rib_with(TOR1)
+    rib.adopt({P: ("10.0.1.1",)}, 60.0)
+    rib.update("tor1", [P], ROUTE)
+    assert rib.withdraw("tor1", [P]).fib == fib((P, None))
+
+
 def test_adopted_routes_go_at_the_deadline() -> None:
     rib = rib_with(TOR1)
     rib.adopt({P: ("10.0.1.1",)}, 60.0)
