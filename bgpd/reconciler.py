@@ -320,9 +320,12 @@ class Reconciler:
 
     def _session_status(self, s: _Session) -> SessionStatus:
         d, counts = s.desired, self.rib.status(s.desired.name)
+        info = s.info
+        if counts.over_limit:
+            info += f"; {counts.dropped} routes dropped over the limit of {self.max_prefixes}"
         return SessionStatus(
             name=d.name, family=d.family, kind=d.kind, peer_ip=d.peer_ip, port=d.port,
-            state="up" if s.state == ESTABLISHED else "start", since=s.since, info=s.info,
+            state="up" if s.state == ESTABLISHED else "start", since=s.since, info=info,
             routes_received=counts.received, routes_installed=counts.accepted)
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 DEFAULT_CONFIG = Path("/etc/bgpd/bgpd.yaml")
+DEFAULT_SOCKET = "/run/bgpd/bgpd.sock"
 LogFormat = Literal["auto", "json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 # Not in rtnetlink.h or rt_protos, not BIRD (12), kube-router (17), FRR (186-198), kube-vip (248), Felix (80).
@@ -37,7 +38,7 @@ class Settings:
     etcd_ca_cert_file: str | None = None
     etcd_cert_file: str | None = None
     etcd_key_file: str | None = None
-    control_socket: str = "/run/bgpd/bgpd.sock"
+    control_socket: str = DEFAULT_SOCKET
     run_dir: str = "/run/bgpd"
     exabgp: str = ""
     kernel_table: int = 254

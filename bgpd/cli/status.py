@@ -9,29 +9,42 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from bgpd.control.client import DEFAULT_TIMEOUT, NotRunning, request
 from bgpd.control.protocol import ProtocolError
 from bgpd.control.status import StatusReport, format_report
-from bgpd.settings import Settings
+from bgpd.settings import DEFAULT_CONFIG, DEFAULT_SOCKET, SettingsError, load
 
 EX_UNAVAILABLE = 3  # as `systemctl status` says "not running"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    default = Settings.__dataclass_fields__["control_socket"].default
     p = subparsers.add_parser("status", help="show the running daemon's sessions (exit 0: all Established)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print the JSON of DESIGN.md §4")
-    p.add_argument("--socket", default=default, metavar="PATH", help=f"control socket (default {default})")
+    p.add_argument("--socket", metavar="PATH",
+                   help=f"control socket (default: control_socket of --config, else {DEFAULT_SOCKET})")
+    p.add_argument("--config", type=Path, metavar="FILE", help=f"settings file (default {DEFAULT_CONFIG})")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                    help=f"how long to wait for the answer (default {DEFAULT_TIMEOUT:g})")
     p.set_defaults(func=run)
 
 
+def socket_path(args: argparse.Namespace) -> str:
+    """--socket, else the settings file's control_socket, else the default (a broken file is the
+    daemon's problem to report: status still asks the default socket)."""
+    if args.socket:
+        return str(args.socket)
+    try:
+        return load(args.config).control_socket
+    except SettingsError:
+        return DEFAULT_SOCKET
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        result = request(args.socket, "status", timeout=args.timeout)
+        result = request(socket_path(args), "status", timeout=args.timeout)
         report = StatusReport.from_json(result)
     except (NotRunning, ProtocolError, OSError) as exc:
         print(f"bgpd status: {exc}", file=sys.stderr)

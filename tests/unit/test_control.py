@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bgpd.control.client import NotRunning, request
 from bgpd.control.protocol import MAX_LINE, ProtocolError, decode_request, encode_request
@@ -153,3 +155,47 @@ def test_client_raises_the_daemons_error_text(tmp_path: Path) -> None:
 
 def test_decode_request_round_trip() -> None:
     assert decode_request(encode_request("status", {"a": 1})).args == {"a": 1}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=512),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                 lambda children: st.lists(children, max_size=4)
+                 | st.dictionaries(st.sampled_from(["v", "cmd", "args", "x"]), children, max_size=4),
+                 max_leaves=12).map(lambda doc: json.dumps(doc).encode()),
+))
+def test_decode_request_never_fails_other_than_with_a_protocol_error(line: bytes) -> None:
+    try:
+        request_ = decode_request(line)
+    except ProtocolError as exc:
+        assert str(exc)
+    else:
+        assert isinstance(request_.cmd, str) and request_.cmd and isinstance(request_.args, dict)
+
+
+def test_bgpd_status_command_prints_the_table_and_exits_by_readiness(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bgpd.cli import main  # noqa: PLC0415
+    from tests.unit.test_status_format import R, report, sess  # noqa: PLC0415
+
+    path = tmp_path / "s.sock"
+
+    async def run_with(answer: dict[str, Any], *argv: str) -> int:
+        async def status(args: dict[str, Any]) -> Any:
+            return answer
+        server = ControlServer(path, {"status": status})
+        await server.start()
+        try:
+            return await asyncio.to_thread(main, ["status", "--socket", str(path), *argv])
+        finally:
+            await server.close()
+
+    assert asyncio.run(run_with(R.to_json())) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("bgpd is running on node node-1") and "| 10.0.0.254:1790 | global" in out
+    up = report(sess("Mesh_10_0_0_2", "10.0.0.2", "Mesh"))
+    assert asyncio.run(run_with(up.to_json(), "--json")) == 0
+    assert json.loads(capsys.readouterr().out)["sessions"][0]["info"] == "Established"
+    assert main(["status", "--socket", str(path)]) == 3
+    assert capsys.readouterr().err == f"bgpd status: bgpd is not running (no socket at {path})\n"

@@ -426,3 +426,13 @@ def test_after_an_exabgp_restart_nothing_is_thought_to_be_replayed() -> None:
     w.speaker.calls.clear()
     w.up(M2)
     assert w.speaker.calls == [("eor", "10.0.0.2")]
+
+
+def test_routes_over_the_prefix_limit_are_dropped_and_said_so() -> None:
+    w = started()
+    w.r.max_prefixes = 1
+    w.apply("b", replace(A, sessions=(session("10.0.0.2", keepalive_time=10), session("10.0.0.3"))))
+    w.up(M2)
+    w.receive(M2, P1, P2)
+    assert P1 in w.fib.routes and P2 not in w.fib.routes
+    assert w.info()[M2] == ("up", "Established; 1 routes dropped over the limit of 1")
