@@ -2,6 +2,7 @@
 
 Run: ``.venv/bin/python tests/bench_core_load.py [--nodes 5000] [--peers 500] [--repeat 3]``.
 Target (issue 2): loading and validating these resources takes < 2 s on the 2-core lab machine.
+Wall time suffers when other work shares the two cores; the CPU time shows the cost itself.
 It times the YAML directory store end to end (read files, parse YAML, validate, build the Snapshot)
 and, separately, validation alone on already-decoded documents.
 """
@@ -75,11 +76,12 @@ def main() -> int:
         root = Path(tmp)
         (root / "nodes.yaml").write_text(yaml.safe_dump_all(bodies[:args.nodes], sort_keys=False))
         (root / "peers.yaml").write_text(yaml.safe_dump_all(bodies[args.nodes:], sort_keys=False))
-        store_times, validate_times = [], []
+        store_times, store_cpu, validate_times = [], [], []
         for _ in range(args.repeat):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             snapshot = load(root)
             store_times.append(time.perf_counter() - start)
+            store_cpu.append(time.process_time() - cpu)
             docs = [SourceDoc("mem", n + 1, body) for n, body in enumerate(bodies)]
             start = time.perf_counter()
             build_snapshot(docs)
@@ -88,7 +90,8 @@ def main() -> int:
     assert (len(snapshot.nodes), len(snapshot.bgp_peers)) == (args.nodes, args.peers)
     best = min(store_times)
     print(f"{args.nodes} Nodes + {args.peers} BGPPeers: directory load (read+YAML+validate) "
-          f"best {best:.3f} s of {args.repeat}; validation alone best {min(validate_times):.3f} s; "
+          f"best {best:.3f} s of {args.repeat} (CPU {min(store_cpu):.3f} s); "
+          f"validation alone best {min(validate_times):.3f} s; "
           f"target < 2 s: {'PASS' if best < 2 else 'FAIL'}")
     return 0 if best < 2 else 1
 

@@ -9,6 +9,7 @@ loader adds where and what was given. Type checks are included: a parser that wa
 from __future__ import annotations
 
 import re
+import socket
 from ipaddress import (
     IPv4Address,
     IPv4Interface,
@@ -136,13 +137,14 @@ def duration(value: Any) -> float:
 def ip(value: Any, version: int | None = None) -> IPAddress:
     """A plain IPv4 or IPv6 address (no zone, no mask); ``version`` restricts the family."""
     text = expect_str(value)
-    if "%" not in text:  # no IPv6 zone: Go's ParseIP rejects it
-        try:
-            if version is None:
-                return IPv6Address(text) if ":" in text else IPv4Address(text)
-            return IPv4Address(text) if version == 4 else IPv6Address(text)
-        except ValueError:
-            pass
+    family = version or (6 if ":" in text else 4)
+    # inet_pton: strict like Go's ParseIP (no zones, no leading zeros) and far quicker than
+    # ipaddress's own parser, which matters for thousands of Nodes.
+    try:
+        packed = socket.inet_pton(socket.AF_INET6 if family == 6 else socket.AF_INET, text)
+        return IPv6Address(packed) if family == 6 else IPv4Address(packed)
+    except (OSError, ValueError):
+        pass
     raise ValueError(f"must be an IPv{version} address" if version else "must be an IP address")
 
 
@@ -198,7 +200,8 @@ def _interface(value: Any, version: int) -> IPv4Interface | IPv6Interface:
         parsed = ip(address, version)
         if slash and not (_DECIMAL_RE.fullmatch(length) and int(length) <= parsed.max_prefixlen):
             raise ValueError
-        return kind((parsed, int(length) if slash else parsed.max_prefixlen))
+        # An int, not the address object: ipaddress would format and re-parse the object.
+        return kind((int(parsed), int(length) if slash else parsed.max_prefixlen))
     except ValueError:
         raise ValueError(f"must be an IPv{version} address or address/prefix-length") from None
 

@@ -167,5 +167,8 @@ def test_plain_ip_family() -> None:
     assert v.ip("10.0.0.1", 4) == ip_address("10.0.0.1")
     with pytest.raises(ValueError, match=r"^must be an IPv6 address$"):
         v.ip("10.0.0.1", 6)
-    with pytest.raises(ValueError, match=r"^must be an IP address$"):
-        v.ip("010.0.0.1")
+    for bad in ("010.0.0.1", "1.2.3", " 1.2.3.4", "a\x00b", "é", "1::2::3", "fe80::1%eth0", "[::1]"):
+        with pytest.raises(ValueError, match=r"^must be an IP address$"):
+            v.ip(bad)
+    assert v.ip("::ffff:1.2.3.4") == ip_address("::ffff:1.2.3.4")
+    assert v.ip("FD00::1", 6) == ip_address("fd00::1")
