@@ -110,6 +110,7 @@ class ExaBGPSpeaker:
         self._tasks: list[asyncio.Task[None]] = []
         self._gtsm: tuple[GtsmRule, ...] = ()
         self._manage_gtsm = manage_gtsm
+        self._kill_reason: str | None = None  # why bgpd itself stopped the child, for last_exit
 
     # ------------------------------------------------------------------------------- public interface
 
@@ -328,6 +329,9 @@ class ExaBGPSpeaker:
 
     def _describe_exit(self, code: int) -> str:
         what = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        if self._kill_reason is not None:
+            reason, self._kill_reason = self._kill_reason, None
+            return f"{what}: {reason}"
         tail = next((line for line in reversed(self._log_tail) if line.strip()), "")
         return f"{what}: {tail}" if tail else what
 
@@ -376,7 +380,19 @@ class ExaBGPSpeaker:
             self._raw_ready.set()
             if self._writer is writer:
                 self._connected.clear()
+                self._bridge_lost()
             writer.close()
+
+    def _bridge_lost(self) -> None:
+        """Without its API channel ExaBGP would run blind (events lost, commands impossible), and it
+        does not exit by itself: stop it (SIGTERM keeps GR peers' routes) so the supervisor starts a
+        fresh ExaBGP and bridge pair and the caller replays its routes."""
+        pid = self.pid
+        if pid is not None and not self._stopping:
+            self._kill_reason = "stopped by bgpd: the API bridge went away"
+            log.warning("exabgp_api_lost", pid=pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
     async def _decode_loop(self) -> None:
         pending = b""

@@ -155,3 +155,38 @@ def test_crashed_exabgp_is_restarted_with_reason_and_restart_event(fake: Path, t
         assert not speaker.config_path.exists() and not Path(speaker._settings.api_socket).exists()
 
     asyncio.run(main())
+
+
+def test_lost_bridge_makes_the_speaker_restart_exabgp(fake: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        speaker, desired = speaker_for(fake, tmp_path)
+        await speaker.start(desired)
+        events = []
+
+        async def consume() -> None:
+            async for event in speaker.events():
+                events.append(event)
+
+        task = asyncio.create_task(consume())
+        try:
+            await until("up", lambda: PeerState("10.0.0.2", "up") in events)
+            exabgp = speaker.pid
+            bridges = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                       and _ppid(p) == exabgp]
+            assert len(bridges) == 1
+            os.kill(bridges[0], 9)  # ExaBGP itself would keep running without its API
+            await until("restart", lambda: any(isinstance(e, SpeakerRestarted) for e in events))
+            assert speaker.last_exit == "killed by signal SIGTERM: stopped by bgpd: the API bridge went away"
+            assert (await speaker.send(["version"])).done == 1
+        finally:
+            await speaker.stop()
+            task.cancel()
+
+    asyncio.run(main())
+
+
+def _ppid(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError):
+        return None
