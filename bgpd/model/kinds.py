@@ -136,7 +136,7 @@ def _secret_ref(r: DocReader, raw: Any, path: str) -> SecretKeyRef | None:
 # ---------------------------------------------------------------- Node
 
 _NODE_SPEC = frozenset({"bgp", "ipv4VXLANTunnelAddr", "ipv6VXLANTunnelAddr", "vxlanTunnelMACAddr",
-                        "vxlanTunnelMACAddrV6", "orchRefs", "wireguard", "addresses", "interfaces"})
+                        "vxlanTunnelMACAddrV6", "orchRefs", "wireguard", "addresses"})
 _NODE_BGP = frozenset({"ipv4Address", "ipv6Address", "asNumber", "routeReflectorClusterID",
                        "ipv4IPIPTunnelAddr"})
 

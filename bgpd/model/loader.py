@@ -2,8 +2,9 @@
 
 Every problem of every document is collected (never the first only) as a `ConfigError`; a document
 with any problem is left out of the Snapshot. Document numbers count the resources of one source in
-order, from 1: each YAML document is one number, and each item of a ``kind: List`` (or of a
-top-level JSON array) takes its own number.
+order, from 1: each YAML document is one number, and each item of a ``kind: List`` or
+``kind: <Kind>List`` (as ``calicoctl get -o yaml`` prints), or of a top-level JSON array, takes its
+own number.
 
 YAML is read with YAML 1.1 rules, as calicoctl does, so an unquoted ``yes`` label value becomes the
 label string ``"true"`` (calico-semantics.md §1.1) -- but without YAML 1.1's base-60 integers, so an
@@ -69,12 +70,14 @@ def parse_text(text: str, source: str) -> tuple[list[SourceDoc], list[ConfigErro
 
 
 def _number(bodies: list[Any], source: str) -> list[SourceDoc]:
-    """Number the resources of one source from 1, flattening ``kind: List`` items in place."""
+    """Number the resources of one source from 1, flattening list items in place: ``kind: List``
+    (kubectl) and ``kind: BGPPeerList`` etc. (what ``calicoctl get -o yaml`` prints)."""
     docs: list[SourceDoc] = []
     for body in bodies:
         if body is None:
             continue
-        items = body.get("items") if isinstance(body, dict) and body.get("kind") == "List" else None
+        kind = body.get("kind") if isinstance(body, dict) else None
+        items = body.get("items") if isinstance(kind, str) and kind.endswith("List") else None
         for item in items if isinstance(items, list) else [body]:
             docs.append(SourceDoc(source, len(docs) + 1, item))
     return docs

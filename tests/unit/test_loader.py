@@ -386,6 +386,30 @@ metadata: {name: n, labels: {a: yes, b: off, c: 1.5, d: "on", "on": x}}
     assert snap.nodes["n"].meta.labels == {"a": "true", "b": "false", "c": "1.5", "d": "on", "on": "x"}
 
 
+def test_calicoctl_get_output_is_read_as_is() -> None:
+    snap = load("""\
+apiVersion: projectcalico.org/v3
+items:
+- apiVersion: projectcalico.org/v3
+  kind: Node
+  metadata:
+    annotations: {projectcalico.org/kube-labels: '{}'}
+    creationTimestamp: "2026-01-01T00:00:00Z"
+    labels: {kubernetes.io/hostname: node-1}
+    name: node-1
+    resourceVersion: "1234"
+    uid: 0c4f5ad2-0000-4000-8000-000000000001
+  spec:
+    addresses: [{address: 10.0.0.1/24, type: CalicoNodeIP}, {address: 10.0.0.1, type: InternalIP}]
+    bgp: {ipv4Address: 10.0.0.1/24, ipv4IPIPTunnelAddr: 10.244.0.1}
+    orchRefs: [{nodeName: node-1, orchestrator: k8s}]
+  status: {podCIDRs: [10.244.0.0/24]}
+kind: NodeList
+metadata: {resourceVersion: "1234"}
+""")
+    assert list(snap.nodes) == ["node-1"]
+
+
 def test_empty_strings_mean_unset_as_in_go() -> None:
     snap = load(CALICO + """\
 kind: Node
