@@ -154,11 +154,10 @@ class SystemdNotifier:
             sock.sendto(message.encode(), self._address)
 
     def state(self, reconciler: Reconciler) -> None:
-        report = reconciler.status()
-        up = sum(1 for s in report.sessions if s.established)
-        stale = f" (STALE: {len(report.errors)} error(s))" if report.stale else ""
-        status = (f"{up}/{len(report.sessions)} sessions established, {report.routes_installed} routes, "
-                  f"revision {report.revision[:12]}{stale}" if reconciler.current is not None
+        up, configured, installed = reconciler.counts()
+        stale = f" (STALE: {len(reconciler.stale_errors)} error(s))" if reconciler.stale else ""
+        status = (f"{up}/{configured} sessions established, {installed} routes, "
+                  f"revision {reconciler.revision[:12]}{stale}" if reconciler.current is not None
                   else f"waiting for a valid configuration{stale}")
         if not self._ready and reconciler.current is not None:
             self._ready = True

@@ -109,6 +109,8 @@ class Reconciler:
     _sweep_at: float = 0.0
     _by_ip: dict[str, str] = field(default_factory=dict)
     _local: LocalInfo | None = None
+    _deadline: float | None = None
+    _deadline_known: bool = False
 
     def __post_init__(self) -> None:
         self.started = self.clock.time()
@@ -125,6 +127,7 @@ class Reconciler:
 
     async def on_snapshot(self, snapshot: Snapshot) -> Plan | None:
         """Apply a snapshot; a bad one changes nothing that runs and marks the status stale."""
+        self._deadline_known = False
         desired, errors = self._resolve(snapshot)
         if desired is None:
             self._reject(snapshot.revision, errors)
@@ -201,6 +204,8 @@ class Reconciler:
     # ---------------------------------------------------------------- speaker events
 
     async def on_event(self, event: Event) -> None:
+        if not isinstance(event, RoutesReceived | RoutesWithdrawn):  # the common case moves no deadline
+            self._deadline_known = False
         if isinstance(event, SpeakerRestarted):
             self.exabgp_restarts, self.exabgp_last_exit = event.restarts, event.last_exit
             log.warning("exabgp_restarted", restarts=event.restarts, reason=event.last_exit)
@@ -256,13 +261,18 @@ class Reconciler:
     # ---------------------------------------------------------------- timers
 
     def next_deadline(self) -> float | None:
-        """When `tick` has something to do (monotonic seconds), or None."""
-        deadlines = [d for name in self.sessions if (d := self.rib.status(name).stale_deadline) is not None]
-        if not self.swept:
-            deadlines.append(self._sweep_at)
-        return min(deadlines, default=None)
+        """When `tick` has something to do (monotonic seconds), or None. Cached: the app asks after
+        every input, and only session changes, End-of-RIB, snapshots and ticks move it."""
+        if not self._deadline_known:
+            stale = (self.rib.status(name).stale_deadline for name in self.sessions)
+            deadlines = [d for d in stale if d is not None]
+            if not self.swept:
+                deadlines.append(self._sweep_at)
+            self._deadline, self._deadline_known = min(deadlines, default=None), True
+        return self._deadline
 
     async def tick(self) -> None:
+        self._deadline_known = False
         expired = self.rib.expire(self.clock.monotonic())
         if expired.fib:
             log.info("stale_routes_expired", routes=len(expired.fib), reason="restart time passed")
@@ -304,6 +314,11 @@ class Reconciler:
             await self.speaker.send(commands)
         except ConnectionError as exc:  # ExaBGP went away: it restarts, and every session replays
             log.warning("speaker_send_failed", commands=len(commands), reason=str(exc))
+
+    def counts(self) -> tuple[int, int, int]:
+        """(sessions established, sessions configured, routes installed), cheap enough for every input."""
+        up = sum(1 for s in self.sessions.values() if s.state == ESTABLISHED)
+        return up, len(self.sessions), self.rib.installed
 
     def status(self) -> StatusReport:
         node = self.current
