@@ -13,10 +13,10 @@ import socket
 from ipaddress import (
     IPv4Address,
     IPv4Interface,
+    IPv4Network,
     IPv6Address,
     IPv6Interface,
-    ip_address,
-    ip_network,
+    IPv6Network,
 )
 from typing import Any
 
@@ -168,17 +168,23 @@ def peer_ip(value: Any) -> PeerAddress:
 
 
 def cidr(value: Any, version: int | None = None, strict: bool = True) -> IPNetwork:
-    """A CIDR; ``strict`` rejects host bits (``10.0.0.1/24``), as Calico's ``net`` fields do."""
+    """A CIDR, or a plain address meaning a full mask (Calico's ``net`` and ``netv4``/``netv6``).
+
+    ``strict`` rejects host bits (``10.0.0.1/24``), as those Calico fields do.
+    """
     text = expect_str(value)
-    article = f"an IPv{version} " if version else "a "
+    address_text, slash, length = text.partition("/")
     try:
-        network = ip_network(text, strict=False) if "/" in text and "%" not in text else None
+        address = ip(address_text, version)
+        if slash and not (_DECIMAL_RE.fullmatch(length) and int(length) <= address.max_prefixlen):
+            raise ValueError
     except ValueError:
-        network = None
-    if network is None or (version is not None and network.version != version):
+        article = f"an IPv{version} " if version else "a "
         example = "'fd00::/64'" if version == 6 else "'10.0.0.0/24'"
-        raise ValueError(f"must be {article}CIDR such as {example}")
-    if strict and ip_address(text.split("/")[0]) != network.network_address:
+        raise ValueError(f"must be {article}CIDR such as {example}") from None
+    kind = IPv4Network if address.version == 4 else IPv6Network
+    network = kind((int(address), int(length) if slash else address.max_prefixlen), strict=False)
+    if strict and network.network_address != address:
         raise ValueError(f"host bits set; the network is {network}")
     return network
 

@@ -93,9 +93,13 @@ def test_cidr_strict_and_loose() -> None:
     assert v.cidr("10.0.0.0/24") == ip_network("10.0.0.0/24")
     assert v.cidr("fd00::/64", 6) == ip_network("fd00::/64")
     assert v.cidr("10.0.0.1/24", strict=False) == ip_network("10.0.0.0/24")
+    assert v.cidr("10.0.0.1") == ip_network("10.0.0.1/32")  # a plain address: a full mask
+    assert v.cidr("::1") == ip_network("::1/128")
+    assert v.cidr("fd00::/64") == ip_network("fd00::/64")
     for raw, problem in [
         ("10.0.0.1/24", "host bits set; the network is 10.0.0.0/24"),
-        ("10.0.0.0", "must be a CIDR such as '10.0.0.0/24'"),
+        ("10.0.0.0/", "must be a CIDR such as '10.0.0.0/24'"),
+        ("10.0.0.0/x", "must be a CIDR such as '10.0.0.0/24'"),
         ("10.0.0.0/33", "must be a CIDR such as '10.0.0.0/24'"),
         ("fd00::/64", "must be a CIDR such as '10.0.0.0/24'"),
     ]:
