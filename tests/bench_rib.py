@@ -66,7 +66,6 @@ def memory(n: int, attrs: list[PathAttributes]) -> float:
 
 def run(n: int, trace: bool) -> None:
     attrs = [PathAttributes(f"10.0.1.{1 + i % 200}", as_path=(65001, i)) for i in range(DISTINCT_ATTRS)]
-    traced = memory(n, attrs) if trace else None
     gc.collect()
     rss0 = rss_mib()
     names = prefixes(n)  # counted: in the daemon the RIB owns the prefix strings the decoder made
@@ -95,6 +94,8 @@ def run(n: int, trace: bool) -> None:
         rib.withdraw("tor", names[start:start + BATCH])
     t_withdraw = time.perf_counter() - t0
     assert rib.installed == 0
+    del rib, names
+    traced = memory(n, attrs) if trace else None
 
     us = 1e6
     print(f"N={n:>9,}  insert {t_insert:6.2f} s = {t_insert / n * us:5.2f} µs/prefix"

@@ -90,12 +90,19 @@ class Rib:
     # ------------------------------------------------------------------ configuration
 
     def set_local(self, local: LocalInfo) -> RibDiff:
+        if local == self._local:
+            return RibDiff()
+        old = self._local
+        loop_checks_changed = (old.as_number, old.router_id, old.cluster_id) != (
+            local.as_number, local.router_id, local.cluster_id)
+
         def mutate() -> None:
             self._local = local
             self._local_paths = self._paths_of(local)
             self._own = self._local_paths.keys() | local.blackholes
-            for adj in self._adj.values():
-                self._reimport(adj)
+            if loop_checks_changed:
+                for adj in self._adj.values():
+                    self._reimport(adj)
 
         return self._change_all(mutate)
 

@@ -80,6 +80,14 @@ def test_own_exports_are_never_installed_and_blackholes_are() -> None:
     )
 
 
+def test_a_new_local_as_is_applied_to_held_routes() -> None:
+    rib = rib_with(TOR1)
+    rib.update("tor1", [P], attrs("10.0.1.1", as_path=(65001, 64999)))
+    assert rib.set_local(local()) == RibDiff()  # unchanged: nothing to do
+    moved = LocalInfo(as_number=64999, router_id="10.0.0.1")
+    assert rib.set_local(moved).fib == fib((P, None))
+
+
 def test_loop_checks_on_import() -> None:
     ibgp = peer("rr", "10.0.0.9", allow_local_as=None)
     rib = rib_with(TOR1, ibgp, cluster_id="1.1.1.1")
