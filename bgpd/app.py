@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from bgpd import __version__
-from bgpd.control.server import ControlServer
+from bgpd.control.server import AlreadyRunning, ControlServer
 from bgpd.model.snapshot import Snapshot
 from bgpd.ports import Clock
 from bgpd.reconciler import Reconciler
@@ -39,7 +39,13 @@ _SEVERITY = {"debug": "debug", "info": "info", "warning": "warning", "error": "e
 def run(settings: Settings) -> int:
     import uvloop  # noqa: PLC0415  (only the daemon needs it)
 
-    return uvloop.run(main(settings))
+    try:
+        return uvloop.run(main(settings))
+    except AlreadyRunning as exc:
+        log.error("bgpd_not_started", reason=str(exc))
+    except Exception:  # an ExceptionGroup from the TaskGroup: say what failed, exit for systemd to restart
+        log.exception("bgpd_failed")
+    return 1
 
 
 async def main(settings: Settings) -> int:
@@ -56,12 +62,12 @@ async def main(settings: Settings) -> int:
                             max_prefixes=settings.max_prefixes)
     log.info("bgpd_starting", version=__version__, node=settings.node, store=store.source,
              table=settings.kernel_table, protocol=settings.route_protocol)
-    await reconciler.adopt()
     server = ControlServer(settings.control_socket, handlers(reconciler))
-    await server.start()
-    # TODO(lead): metrics (settings.metrics_listen) are issue 6's; start their HTTP server here.
+    await server.start()  # first: a second bgpd on the same socket stops here, before touching anything
     stop = _stop_event()
     try:
+        await reconciler.adopt()
+        # TODO(lead): metrics (settings.metrics_listen) are issue 6's; start their HTTP server here.
         async with asyncio.TaskGroup() as group:
             inbox: Inbox = asyncio.Queue()
             notify = SystemdNotifier()

@@ -177,6 +177,15 @@ def test_session_comes_up_routes_flow_both_ways_and_status_says_so(lab: Lab) -> 
     assert mode == 0o660, oct(mode)
 
 
+def test_a_second_daemon_on_the_same_socket_refuses_to_start(lab: Lab) -> None:
+    lab.established()
+    argv = ["ip", "netns", "exec", lab.a, BGPD, "run", "--config", str(lab.work / "bgpd.yaml")]
+    second = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=30)
+    assert second.returncode == 1
+    assert "another bgpd is serving" in second.stdout + second.stderr
+    assert lab.status()[0] == 0
+
+
 def test_bad_file_and_unrelated_peer_leave_the_session_alone(lab: Lab) -> None:
     since = lab.established()["sessions"][0]["since"]
     bird_since = lab.birdc("show", "protocols", "nodea").splitlines()[-1].split()[4]
