@@ -73,7 +73,8 @@ async def main(settings: Settings) -> int:
             notify = SystemdNotifier()
             tasks = [group.create_task(_pump(store.watch(), inbox), name="store"),
                      group.create_task(_pump(speaker.events(), inbox), name="speaker-events"),
-                     group.create_task(_drive(reconciler, inbox, clock, notify), name="reconciler"),
+                     group.create_task(_drive(reconciler, inbox, clock, notify, settings.log_level),
+                                       name="reconciler"),
                      group.create_task(notify.watchdog(), name="watchdog")]
             await stop.wait()
             log.info("bgpd_stopping", reason="signal", graceful=True)
@@ -111,7 +112,8 @@ async def _pump(source: AsyncIterator[Snapshot] | AsyncIterator[Event], inbox: I
         inbox.put_nowait(item)
 
 
-async def _drive(reconciler: Reconciler, inbox: Inbox, clock: Clock, notify: SystemdNotifier) -> None:
+async def _drive(reconciler: Reconciler, inbox: Inbox, clock: Clock, notify: SystemdNotifier,
+                 log_level: str = "info") -> None:
     """The single consumer: one input at a time, and the reconciler's timers in between."""
     severity = None
     while True:
@@ -125,7 +127,7 @@ async def _drive(reconciler: Reconciler, inbox: Inbox, clock: Clock, notify: Sys
             await reconciler.on_snapshot(item)
             if reconciler.current is not None and reconciler.current.log_severity != severity:
                 severity = reconciler.current.log_severity
-                _set_log_level(severity)
+                _set_log_level(severity, log_level)
         elif item is not None:
             await reconciler.on_event(item)
         if deadline is not None and clock.monotonic() >= deadline:  # also when inputs keep coming
@@ -133,13 +135,14 @@ async def _drive(reconciler: Reconciler, inbox: Inbox, clock: Clock, notify: Sys
         notify.state(reconciler)
 
 
-def _set_log_level(severity: str | None) -> None:
+def _set_log_level(severity: str | None, default: str) -> None:
+    """BGPConfiguration ``logSeverityScreen`` overrides the settings' level while it is set."""
     from bgpd.logging import set_level  # noqa: PLC0415
 
-    level = _SEVERITY.get((severity or "").lower())
-    if level is not None:
-        set_level(level)
-        log.info("log_level_changed", level=level, reason="BGPConfiguration logSeverityScreen")
+    level = _SEVERITY.get((severity or "").lower(), default)
+    set_level(level)
+    log.info("log_level_changed", level=level,
+             reason="BGPConfiguration logSeverityScreen" if severity else "settings log_level")
 
 
 class SystemdNotifier:

@@ -24,3 +24,17 @@ def test_secrets_never_reach_the_log() -> None:
     assert record["redacted"] == ["key", "md5_Secret", "nested", "password"]
     for secret in ("hunter2", '"x"', '"y"', '"z"'):
         assert secret not in lines[0]
+
+
+def test_level_changes_at_runtime() -> None:
+    from bgpd.logging import set_level  # noqa: PLC0415
+
+    out = io.StringIO()
+    configure("info", "json", out)
+    log = structlog.get_logger("x")
+    log.debug("hidden")
+    set_level("debug")
+    log.debug("shown")
+    set_level("error")
+    log.warning("hidden_again")
+    assert [json.loads(line)["event"] for line in out.getvalue().splitlines()] == ["shown"]
