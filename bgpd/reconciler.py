@@ -217,6 +217,10 @@ class Reconciler:
         s = self.sessions.get(name)
         if s is None:
             return  # an Ack, a Shutdown, or a neighbor that is no longer configured
+        if isinstance(event, RoutesReceived | RoutesWithdrawn | EndOfRib) and s.state != ESTABLISHED:
+            # e.g. the last UPDATEs of a session we just reset: they belong to a session that is gone
+            log.debug("routes_from_session_not_up", peer=name, kind=type(event).__name__)
+            return
         if isinstance(event, PeerState):
             await self._peer_state(name, s, event)
         elif isinstance(event, PeerOpen):

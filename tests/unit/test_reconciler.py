@@ -436,3 +436,14 @@ def test_routes_over_the_prefix_limit_are_dropped_and_said_so() -> None:
     w.receive(M2, P1, P2)
     assert P1 in w.fib.routes and P2 not in w.fib.routes
     assert w.info()[M2] == ("up", "Established; 1 routes dropped over the limit of 1")
+
+
+def test_updates_of_a_session_that_was_just_reset_are_ignored() -> None:
+    w = started()
+    w.apply("b", replace(A, sessions=(session("10.0.0.2", port=180), session("10.0.0.3"))))
+    w.receive(M2, P1)  # still in flight from the old session when the reset happened
+    w.event(EndOfRib("10.0.0.2", V4))
+    assert P1 not in w.fib.routes
+    w.up(M2)
+    w.receive(M2, P2)
+    assert P2 in w.fib.routes
