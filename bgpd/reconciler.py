@@ -143,6 +143,7 @@ class Reconciler:
         self.current = desired
         self._by_ip = {s.peer_ip: s.name for s in desired.sessions}
         self.revision, self.stale, self.stale_errors = snapshot.revision, False, ()
+        _log_route_changes(steps, snapshot.revision)
         await self._emit(diff, extra_fib=_static_changes(steps))
         await self._maybe_sweep()
         return steps
@@ -362,6 +363,24 @@ def encode_outbound(out: Iterable[Outbound], ip_of: Callable[[str], str]) -> lis
         for i in range(0, len(prefixes), MAX_NLRI_PER_COMMAND):
             commands.append(codec.announce(ip_of(peer), attrs, prefixes[i:i + MAX_NLRI_PER_COMMAND]))
     return commands
+
+
+def _log_route_changes(steps: Plan, revision: str) -> None:
+    """What the node originates or installs by configuration, with the reason: the new revision."""
+    reason = f"configuration revision {revision[:12]}"
+    changes = {
+        "export_announced": [str(e.prefix) for e in steps.announce],
+        "export_withdrawn": [str(e.prefix) for e in steps.withdraw],
+        "static_route_added": [str(r.dst) for r in steps.static_add],
+        "static_route_removed": [str(r.dst) for r in steps.static_remove],
+        "blackhole_added": [str(p) for p in steps.blackhole_add],
+        "blackhole_removed": [str(p) for p in steps.blackhole_remove],
+    }
+    for event, prefixes in changes.items():
+        for prefix in prefixes[:100]:  # the first hundred say enough; the count says the rest
+            log.info(event, prefix=prefix, reason=reason)
+        if len(prefixes) > 100:
+            log.info(event, count=len(prefixes), reason=reason)
 
 
 def _static_changes(steps: Plan) -> list[FibChange]:
