@@ -302,14 +302,15 @@ class Reconciler:
         changes = [*diff.fib, *extra_fib]
         if changes:
             await self.fib.apply(changes)
-        if diff.out:
-            for item in diff.out:
-                adj_out = self.sessions[item.peer].advertised
-                if isinstance(item, Announce):
-                    adj_out.add(item.prefix)
-                else:
-                    adj_out.discard(item.prefix)
-            await self._send(encode_outbound(diff.out, self._ip_of))
+        out = [item for item in diff.out if item.peer in self.sessions]  # never to a removed session
+        for item in out:
+            adj_out = self.sessions[item.peer].advertised
+            if isinstance(item, Announce):
+                adj_out.add(item.prefix)
+            else:
+                adj_out.discard(item.prefix)
+        if out:
+            await self._send(encode_outbound(out, self._ip_of))
 
     def _ip_of(self, session: str) -> str:
         return self.sessions[session].desired.peer_ip
