@@ -10,68 +10,18 @@ Adj-RIB-Ins when an event touches it (before and after the change), which is wha
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
 
 from bgpd.bgp import Family, PathAttributes
-from bgpd.rib.decision import Candidate, select
+from bgpd.rib.adjin import AdjRibIn, PeerStatus, importer
+from bgpd.rib.decision import select
 from bgpd.rib.export import Path, admit, outbound, rewrite
 from bgpd.rib.fib import Announce, FibChange, FibKind, Outbound, RibDiff, Withdraw
 from bgpd.rib.peer import LocalInfo, PeerInfo, local_attributes
-from bgpd.rib.policy import RouteContext, as_loop, import_policy
-from bgpd.rib.prefix import DEFAULT_ROUTES, covered_by, family_of, is_martian
+from bgpd.rib.prefix import DEFAULT_ROUTES, covered_by, family_of
 
 FibEntry = tuple[FibKind, tuple[str, ...]] | None
 State = tuple[Path | None, FibEntry]
 _BLACKHOLE: FibEntry = ("blackhole", ())
-_REJECTED = None
-
-
-@dataclass(frozen=True, slots=True)
-class PeerStatus:
-    name: str
-    established: bool
-    received: int  # prefixes held from the current session
-    accepted: int  # of those, the ones import policy let through
-    stale: int  # prefixes kept from the previous session (graceful restart)
-    dropped: int  # new prefixes refused by the max-prefix limit this session
-    over_limit: bool  # the session sent more than its limit; a reset or refresh relearns the rest
-    stale_deadline: float | None
-
-
-class _AdjIn:
-    """One session's routes as received, plus the import results that differ from them."""
-
-    __slots__ = ("changed", "dropped", "eor", "established", "info", "routes", "stale", "stale_deadline")
-
-    def __init__(self, info: PeerInfo) -> None:
-        self.info = info
-        self.routes: dict[str, PathAttributes] = {}
-        self.stale: dict[str, PathAttributes] = {}
-        self.changed: dict[str, PathAttributes | None] = {}
-        self.established = False
-        self.stale_deadline: float | None = None
-        self.eor: set[Family] = set()
-        self.dropped = 0
-
-    def candidate(self, prefix: str) -> Candidate | None:
-        raw = self.routes.get(prefix)
-        stale = raw is None
-        if raw is None:
-            raw = self.stale.get(prefix)
-            if raw is None:
-                return None
-        attrs = self.changed.get(prefix, raw) if self.changed else raw
-        return None if attrs is None else Candidate(self.info, attrs, stale)
-
-    def prefixes(self) -> list[str]:
-        return [*self.routes, *(p for p in self.stale if p not in self.routes)]
-
-    def forget(self, prefix: str) -> None:
-        if prefix not in self.routes and prefix not in self.stale:
-            self.changed.pop(prefix, None)
-
-
-Importer = Callable[[str, PathAttributes], PathAttributes | None]
 
 
 class Rib:
@@ -82,7 +32,7 @@ class Rib:
         self._local_paths = self._paths_of(local)
         self._own = self._local_paths.keys() | local.blackholes
         self._rewrites: dict[tuple[int, ...], tuple[object, ...]] = {}
-        self._adj: dict[str, _AdjIn] = {}
+        self._adj: dict[str, AdjRibIn] = {}
         self._adopted: dict[str, tuple[str, ...]] = {}
         self._adopted_deadline: float | None = None
         self._installed = 0
@@ -102,7 +52,7 @@ class Rib:
             self._own = self._local_paths.keys() | local.blackholes
             if loop_checks_changed:
                 for adj in self._adj.values():
-                    self._reimport(adj)
+                    adj.reimport(importer(adj.info, self._local))
 
         return self._change_all(mutate)
 
@@ -110,7 +60,7 @@ class Rib:
         """Add a session or change one (filters, router id, ...): its routes are re-imported."""
         adj = self._adj.get(info.name)
         if adj is None:
-            self._adj[info.name] = _AdjIn(info)
+            self._adj[info.name] = AdjRibIn(info)
             return RibDiff()
         if adj.info == info:
             return RibDiff()
@@ -118,7 +68,7 @@ class Rib:
         def mutate() -> None:
             assert adj is not None
             adj.info = info
-            self._reimport(adj)
+            adj.reimport(importer(adj.info, self._local))
 
         return self._change_all(mutate)
 
@@ -135,7 +85,7 @@ class Rib:
         """Session established (``info`` carries the OPEN's router id and GR time): it gets our table."""
         old = self._adj.get(info.name)
         if old is None:
-            self._adj[info.name] = old = _AdjIn(info)
+            self._adj[info.name] = old = AdjRibIn(info)
         if not old.established and not old.routes and not old.stale:
             # Nothing of this session is in the RIB, so it changes no decision: just send it the table.
             old.info, old.established, old.eor, old.dropped = info, True, set(), 0
@@ -147,7 +97,7 @@ class Rib:
             old.established = True
             old.eor = set()
             old.dropped = 0
-            self._reimport(old)
+            old.reimport(importer(old.info, self._local))
 
         return self._change_all(mutate)
 
@@ -177,7 +127,7 @@ class Rib:
     def update(self, peer: str, prefixes: Iterable[str], attrs: PathAttributes) -> RibDiff:
         """Routes received: ``prefixes`` (one UPDATE's NLRI) with shared ``attrs``."""
         adj = self._adj[peer]
-        importer = self._importer(adj)
+        imported = importer(adj.info, self._local)
         limit = adj.info.max_prefixes
         fib: list[FibChange] = []
         out: list[Outbound] = []
@@ -192,7 +142,7 @@ class Rib:
             if self._adopted:
                 # Re-learned: the adopted kernel route has done its job and must not come back later.
                 self._adopted.pop(prefix, None)
-            self._record(adj, prefix, attrs, importer(prefix, attrs))
+            adj.record(prefix, attrs, imported(prefix, attrs))
             self._diff(
                 prefix, before, self._state(prefix), old_targets=targets, new_targets=targets,
                 old_local=self._local, fib=fib, out=out,
@@ -271,14 +221,7 @@ class Rib:
         return self._state(prefix)[0]
 
     def status(self, peer: str) -> PeerStatus:
-        adj = self._adj[peer]
-        rejected = sum(1 for p, a in adj.changed.items() if a is None and p in adj.routes)
-        return PeerStatus(
-            name=peer, established=adj.established, received=len(adj.routes),
-            accepted=len(adj.routes) - rejected, stale=len(adj.stale), dropped=adj.dropped,
-            over_limit=adj.dropped > 0,
-            stale_deadline=adj.stale_deadline,
-        )
+        return self._adj[peer].status()
 
     @property
     def stale(self) -> int:
@@ -289,52 +232,6 @@ class Rib:
     def installed(self) -> int:
         """Prefixes with a kernel route (kept up to date by the diffs)."""
         return self._installed
-
-    # ------------------------------------------------------------------ import
-
-    def _importer(self, adj: _AdjIn) -> Importer:
-        """Import for one session; the per-attributes work is done once per shared attributes object."""
-        info, local = adj.info, self._local
-        own = (local.as_number,) if info.local_as == local.as_number else (local.as_number, info.local_as)
-        memo: dict[int, PathAttributes | None] = {}
-
-        def per_attrs(attrs: PathAttributes) -> PathAttributes | None:
-            if not info.ibgp and (attrs.local_pref is not None or attrs.originator_id or attrs.cluster_list):
-                # LOCAL_PREF and the reflection attributes mean nothing from another AS (BIRD drops them).
-                attrs = replace(attrs, local_pref=None, originator_id=None, cluster_list=())
-            if as_loop(attrs, own, info.allow_local_as):
-                return _REJECTED
-            if local.router_id is not None and attrs.originator_id == local.router_id:
-                return _REJECTED
-            if local.cluster_id is not None and local.cluster_id in attrs.cluster_list:
-                return _REJECTED
-            return attrs
-
-        def importer(prefix: str, attrs: PathAttributes) -> PathAttributes | None:
-            key = id(attrs)
-            if key not in memo:
-                memo[key] = per_attrs(attrs)
-            checked = memo[key]
-            if checked is None or is_martian(prefix):
-                return _REJECTED
-            return import_policy(info.filters, RouteContext(prefix, "bgp", info.ibgp), checked)
-
-        return importer
-
-    @staticmethod
-    def _record(adj: _AdjIn, prefix: str, raw: PathAttributes, result: PathAttributes | None) -> None:
-        if result is raw:
-            if adj.changed:
-                adj.changed.pop(prefix, None)
-        else:
-            adj.changed[prefix] = result
-
-    def _reimport(self, adj: _AdjIn) -> None:
-        importer = self._importer(adj)
-        adj.changed = {}
-        for table in (adj.stale, adj.routes):
-            for prefix, attrs in table.items():
-                self._record(adj, prefix, attrs, importer(prefix, attrs))
 
     # ------------------------------------------------------------------ selection
 
@@ -473,7 +370,7 @@ class Rib:
         self._rewrites[key] = (out, source, target, local, result)  # the references keep the ids valid
         return result
 
-    def _sweep(self, adj: _AdjIn, prefixes: list[str]) -> RibDiff:
+    def _sweep(self, adj: AdjRibIn, prefixes: list[str]) -> RibDiff:
         def mutate() -> None:
             for prefix in prefixes:
                 del adj.stale[prefix]
