@@ -6,9 +6,9 @@ from ipaddress import ip_network
 
 import pytest
 
-from bgpd.desired import ExportPolicy
+from bgpd.desired import DesiredNode, DesiredSession, ExportPolicy
 from bgpd.model.resources import FilterRule
-from bgpd.rib import Announce, FibChange, LocalInfo, Rib, RibDiff, Withdraw
+from bgpd.rib import Announce, FibChange, LocalInfo, PeerInfo, Rib, RibDiff, Withdraw
 from tests.unit.test_rib_support import LOCAL_AS, attrs, bgp_filter, exports, local, peer, rib_with
 
 TOR1 = peer("tor1", "10.0.1.1", asn=65001)
@@ -224,3 +224,55 @@ def test_export_policy_change_announces_and_withdraws() -> None:
                                    export_policy=ExportPolicy(pools=(ip_network("10.244.0.0/16"),))))
     assert diff.out == (Announce("tor1", "10.244.1.0/26", attrs("10.0.0.1", as_path=(LOCAL_AS,))),)
     assert rib.set_local(LocalInfo(as_number=LOCAL_AS)).out == (Withdraw("tor1", "10.244.1.0/26"),)
+
+
+def test_ipv6_routes_and_per_family_sessions() -> None:
+    v6 = peer("tor6", "fd00:9::1", asn=65001)
+    mesh4 = peer("n2", "10.0.0.2")
+    mesh6 = peer("n2v6", "fd00::2")
+    rib = rib_with(v6, mesh4, mesh6, export_policy=ExportPolicy(pools=(ip_network("fd00:244::/48"),)))
+    diff = rib.update("tor6", ["fd00:244:0:1::/64", "fe80::/64"], attrs("fd00:9::1", as_path=(65001,)))
+    assert diff.fib == fib(("fd00:244:0:1::/64", ("fd00:9::1",)))
+    assert diff.out == (Announce("n2v6", "fd00:244:0:1::/64",
+                                 attrs("fd00:9::1", as_path=(65001,), local_pref=100)),)
+
+
+def test_removing_a_session_removes_its_routes_and_may_end_adoption() -> None:
+    rib = rib_with(TOR1, TOR2)
+    rib.adopt({"172.16.0.0/16": ("10.0.9.9",)}, 60.0)
+    rib.update("tor1", [P], ROUTE)
+    rib.end_of_rib("tor1", "ipv4 unicast")
+    assert rib.remove_peer("tor2").fib == fib(("172.16.0.0/16", None))
+    assert rib.remove_peer("tor1").fib == fib((P, None))
+
+
+def test_peer_info_from_a_desired_session() -> None:
+    session = DesiredSession(
+        name="Node_10_0_1_1", family=4, kind="Node", peer_ip="10.0.1.1", port=179, remote_as=65001,
+        local_as=64512, ibgp=False, passive=False, rr_client=False, rr_cluster_id=None, password=None,
+        ttl_security=None, max_restart_time=90, keepalive_time=None, source_address="10.0.0.1",
+        next_hop="keep", allow_local_as=2, filters=("missing", "f"), reachable_by=None, origin=(),
+    )
+    flt = bgp_filter("f")
+    info = PeerInfo.from_session(session, {"f": flt}, router_id="10.0.1.1", gr_restart_time=90.0)
+    assert info == PeerInfo(
+        name="Node_10_0_1_1", peer_ip="10.0.1.1", remote_as=65001, local_as=64512, ibgp=False,
+        router_id="10.0.1.1", gr_restart_time=90.0, families=("ipv4 unicast",), filters=(flt,),
+        allow_local_as=2, next_hop="keep", local_address="10.0.0.1",
+    )
+
+
+def test_local_info_from_a_desired_node() -> None:
+    block = ip_network("10.244.1.0/26")
+    node = DesiredNode(
+        node="n1", as_number=64512, router_id="10.0.0.1", listen_port=None,
+        exports=exports("10.244.1.0/26"), blackholes=(block,),
+        sessions=(DesiredSession(
+            name="Node_10_0_0_5", family=4, kind="Node", peer_ip="10.0.0.5", port=179, remote_as=64512,
+            local_as=64512, ibgp=True, passive=False, rr_client=True, rr_cluster_id="1.0.0.1", password=None,
+            ttl_security=None, max_restart_time=None, keepalive_time=None, source_address="10.0.0.1",
+            next_hop="auto", allow_local_as=None, filters=(), reachable_by=None, origin=()),),
+    )
+    info = LocalInfo.from_desired(node)
+    assert (info.cluster_id, info.blackholes, info.exports) == ("1.0.0.1", frozenset({"10.244.1.0/26"}),
+                                                                node.exports)
