@@ -50,7 +50,7 @@ def parse_text(text: str, source: str) -> tuple[list[SourceDoc], list[ConfigErro
             decoded = json.loads(text)
             bodies = decoded if isinstance(decoded, list) else [decoded]
             return _number(bodies, source), errors
-        except ValueError:
+        except (ValueError, RecursionError):
             pass  # not JSON after all (e.g. a YAML flow mapping); YAML reports any real error
     try:
         for body in yamltext.load_all(text):
