@@ -12,10 +12,16 @@ Ownership: installs use our metric (see codec: NLM_F_REPLACE only replaces a rou
 metric), deletes name our protocol, table and metric, and dump() asks the kernel for our protocol
 and table only, so routes of other protocols are never read back as ours nor touched.
 
+Limits: a route of another protocol with the same prefix AND our metric in our table would be
+replaced by an install (the kernel matches REPLACE on metric, not protocol); the metric setting
+exists to avoid that. Next hops are plain addresses resolved by the kernel (no link-local IPv6
+next hops with an interface, no IPv4-via-IPv6).
+
 Asyncio: the methods are synchronous and not thread-safe. Call them from ONE worker thread, e.g.
 ``loop.run_in_executor(fib_executor, fib.apply, changes)`` with a ThreadPoolExecutor(max_workers=1):
 sendto() releases the GIL while the kernel installs routes, so the event loop keeps running on
-the second core. 100k routes take about a third of a second (netns-lab/bench/kernel_install).
+the second core. 100k routes take about 0.3-0.4 s on an idle 2-core machine, about twice as fast
+as `ip -batch` (netns-lab/bench/kernel_install).
 """
 
 from __future__ import annotations

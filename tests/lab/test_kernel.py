@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -188,4 +189,14 @@ def test_ten_thousand_routes_in_one_batch(ns: str, fib: KernelFib) -> None:
     assert fib.dump() == {c.prefix: Route(c.prefix, c.nexthops or ()) for c in v4 + v6}
     assert len(kernel_routes(ns, proto="44")) == 10_000
     assert fib.apply(FibChange(c.prefix, None) for c in v4 + v6).ok
+    assert fib.dump() == {}
+
+
+def test_lost_error_replies_are_reported_as_overrun(ns: str, fib: KernelFib) -> None:
+    # A receive buffer far too small for one chunk of failures makes the kernel drop replies.
+    fib._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+    changes = [FibChange(f"40.0.{i}.0/24", ("10.99.0.1",)) for i in range(200)]
+    result = fib.apply(changes)
+    assert result.overrun and not result.ok
+    assert 0 < len(result.errors) < len(changes)
     assert fib.dump() == {}
