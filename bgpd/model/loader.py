@@ -48,8 +48,8 @@ def parse_text(text: str, source: str) -> tuple[list[SourceDoc], list[ConfigErro
     if text.lstrip()[:1] in ("{", "["):
         try:
             decoded = json.loads(text)
-            bodies = decoded if isinstance(decoded, list) else [decoded]
-            return _number(bodies, source), errors
+            if not yamltext.too_deep(decoded):  # else YAML reports where it is too deep
+                return _number(decoded if isinstance(decoded, list) else [decoded], source), errors
         except (ValueError, RecursionError):
             pass  # not JSON after all (e.g. a YAML flow mapping); YAML reports any real error
     try:

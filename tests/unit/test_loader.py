@@ -504,11 +504,18 @@ def test_fast_yaml_builder_agrees_with_pyyaml_on_odd_text(text: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["[" * 100_000, "a: " + "[" * 100_000, "- " * 50_000 + "x",
-                                  '{"a":' * 100_000, "a:\n" + "".join(" " * i + "b:\n" for i in range(1, 200))])
+                                  '{"a":' * 100_000, "[" * 65 + "]" * 65, "a:\n" + "".join(" " * i + "b:\n" for i in range(1, 200))])
 def test_deep_nesting_is_an_error_not_a_crash(text: str) -> None:
     docs, errors = parse_text(text, "deep.yaml")
     assert not docs and len(errors) == 1
     assert "nested more than 64 levels deep" in str(errors[0])
+
+
+def test_nesting_up_to_the_limit_is_fine() -> None:
+    docs, errors = parse_text('{"a":' * 64 + "1" + "}" * 64, "ok.json")
+    assert len(docs) == 1 and not errors
+    docs, errors = parse_text("a:\n" + "".join(" " * i + "b:\n" for i in range(1, 64)), "ok.yaml")
+    assert len(docs) == 1 and not errors
 
 
 def test_anchors_aliases_and_merge_keys() -> None:
