@@ -142,7 +142,7 @@ def import_policy(
     return verdict[1] if verdict[0] else None
 
 
-def calico_export(policy: ExportPolicy, prefix: str) -> bool:
+def _calico_export(policy: ExportPolicy, prefix: str) -> bool:
     """Calico's `calico_export_to_bgp_peers` (§2.7) for one route: the first matching step decides.
 
     The interface steps (2, 3) cannot match: routes here have no interface. Step 4 (communities)
@@ -158,6 +158,22 @@ def calico_export(policy: ExportPolicy, prefix: str) -> bool:
         if inside(route, block):
             return False
     return covered_by(route, policy.service_cidrs) or covered_by(route, policy.pools)
+
+
+class _LastVerdict:
+    """The last `calico_export` answer: one route is judged for every target and for its old and new
+    path in a row, and the answer depends only on the policy and the prefix."""
+
+    policy: ExportPolicy | None = None
+    prefix = ""
+    result = False
+
+
+def calico_export(policy: ExportPolicy, prefix: str) -> bool:
+    last = _LastVerdict
+    if last.policy is not policy or last.prefix != prefix:
+        last.policy, last.prefix, last.result = policy, prefix, _calico_export(policy, prefix)
+    return last.result
 
 
 def export_policy(
