@@ -52,6 +52,7 @@ PR_SET_PDEATHSIG = 1
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
 STABLE_RUN = 60.0  # a run this long resets the backoff
 STOP_TIMEOUT = 10.0
+BRIDGE_GRACE = 1.0  # for ExaBGP to exit by itself when its bridge went away
 CONNECT_TIMEOUT = 30.0  # how long send() waits for a (re)starting ExaBGP's bridge
 DRAIN_FLUSH = 1.0  # seconds for ExaBGP to put queued withdraws on the wire (see drain())
 LOG_TAIL = 20
@@ -386,13 +387,21 @@ class ExaBGPSpeaker:
     def _bridge_lost(self) -> None:
         """Without its API channel ExaBGP would run blind (events lost, commands impossible), and it
         does not exit by itself: stop it (SIGTERM keeps GR peers' routes) so the supervisor starts a
-        fresh ExaBGP and bridge pair and the caller replays its routes."""
-        pid = self.pid
-        if pid is not None and not self._stopping:
+        fresh ExaBGP and bridge pair and the caller replays its routes. Usually the channel closed
+        because ExaBGP itself died, so give it a moment to be reaped first."""
+        proc = self._proc
+        if proc is not None and proc.returncode is None and not self._stopping:
+            self._tasks.append(asyncio.create_task(self._stop_blind(proc), name="exabgp-blind"))
+
+    async def _stop_blind(self, proc: asyncio.subprocess.Process) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proc.wait()), BRIDGE_GRACE)
+            return
+        if proc is self._proc and not self._stopping:
             self._kill_reason = "stopped by bgpd: the API bridge went away"
-            log.warning("exabgp_api_lost", pid=pid)
+            log.warning("exabgp_api_lost", pid=proc.pid)
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+                proc.send_signal(signal.SIGTERM)
 
     async def _decode_loop(self) -> None:
         pending = b""
