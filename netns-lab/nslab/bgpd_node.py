@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from . import resources
-from .node import Speaker, run_cli, tail, write_private
+from .node import ESTABLISHED, Speaker, run_cli, tail, write_private
 from .proc import kill
 from .wait import wait_until
 
@@ -83,7 +83,7 @@ class BgpdNode(Speaker):
         sessions = (self.status() or {}).get("sessions")
         if not isinstance(sessions, list):
             return {}
-        return {str(s["peerIP"]): str(s["state"]) for s in sessions if isinstance(s, dict)}
+        return {str(s["peerIP"]): _fsm_state(s) for s in sessions if isinstance(s, dict)}
 
     def transitions(self, peer_ip: str) -> int:
         if not self.log.exists():
@@ -110,10 +110,21 @@ class BgpdNode(Speaker):
         (self.resources_dir / name).unlink(missing_ok=True)
         self._save_announced(self.announced() - {prefix})
 
-    def daemon_dump(self) -> str:
+    def status_text(self) -> str:
         proc = run_cli([str(BGPD), "status", "--socket", str(self.socket)])
-        return "\n".join([f"--- bgpd status\n{proc.stdout}{proc.stderr}",
+        return proc.stdout + proc.stderr
+
+    def daemon_dump(self) -> str:
+        return "\n".join([f"--- bgpd status\n{self.status_text()}",
                           f"--- {self.log} (tail)\n{tail(self.log)}"])
+
+
+def _fsm_state(session: dict[str, object]) -> str:
+    """bgpd reports state ``up``/``start`` as calicoctl does; INFO starts with the FSM state when not up."""
+    if session.get("state") == "up":
+        return ESTABLISHED
+    info = str(session.get("info") or "").split()
+    return info[0] if info else str(session.get("state"))
 
 
 def kill_group(pgid: int) -> None:

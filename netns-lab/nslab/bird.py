@@ -129,6 +129,9 @@ class Bird(Speaker):
         proc = run_cli([BIRDC, "-s", str(self.sock), *command.split()])
         return proc.stdout.split("\n", 1)[1] if proc.stdout.startswith("BIRD") else proc.stdout + proc.stderr
 
+    def status_text(self) -> str:
+        return self.birdc("show protocols")
+
     def daemon_dump(self) -> str:
         return "\n".join([
             f"--- birdc show protocols all\n{self.birdc('show protocols all')}",

@@ -174,6 +174,9 @@ class Frr(Speaker):
             return None
         return {k: v for k, v in data.items() if isinstance(v, dict)}
 
+    def status_text(self) -> str:
+        return self.vtysh("show bgp summary")
+
     def daemon_dump(self) -> str:
         def safe(*cmd: str) -> str:
             try:

@@ -73,7 +73,13 @@ def enslave(ns: str, ifname: str, bridge_name: str) -> None:
 
 
 def dummy(ns: str, ifname: str) -> None:
-    run(["ip", "-n", ns, "link", "add", ifname, "type", "dummy"])
+    """A dummy interface, or where the kernel has no dummy driver, a veth pair kept inside ``ns``."""
+    try:
+        run(["ip", "-n", ns, "link", "add", ifname, "type", "dummy"])
+    except LabCommandError:
+        peer = f"{ifname[:11]}-end"
+        run(["ip", "-n", ns, "link", "add", ifname, "type", "veth", "peer", "name", peer])
+        run(["ip", "-n", ns, "link", "set", peer, "up"])
     run(["ip", "-n", ns, "link", "set", ifname, "up"])
 
 

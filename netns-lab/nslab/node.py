@@ -92,6 +92,10 @@ class Speaker(Node, ABC):
     def withdraw(self, prefix: str) -> None: ...
 
     @abstractmethod
+    def status_text(self) -> str:
+        """The daemon's own session summary, as an operator would ask for it."""
+
+    @abstractmethod
     def daemon_dump(self) -> str:
         """The daemon's own view (sessions, RIB, log tail) for failure output."""
 

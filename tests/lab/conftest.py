@@ -53,12 +53,17 @@ def _sweep_leftovers() -> Iterator[None]:
 
 
 @pytest.fixture
-def lab(request: pytest.FixtureRequest) -> Iterator[LabFactory]:
-    """``lab(topology, name=..., wait=seconds)`` builds and starts a lab; every one is torn down after
-    the test; when the test fails, every node's state (sessions, RIB, logs, addresses) joins the report."""
+def lab_tools() -> None:
+    """Skip (loudly) when BIRD, FRR or iproute2 is missing."""
     missing = _missing_tools()
     if missing:
         pytest.skip(f"LAB TEST SKIPPED: missing {', '.join(missing)} (install bird2 and frr)")
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest, lab_tools: None) -> Iterator[LabFactory]:
+    """``lab(topology, name=..., wait=seconds)`` builds and starts a lab; every one is torn down after
+    the test; when the test fails, every node's state (sessions, RIB, logs, addresses) joins the report."""
     labs: list[Lab] = []
     request.node.labs = labs  # read by pytest_runtest_makereport
 

@@ -133,7 +133,7 @@ def lab_cli(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, check=False)
 
 
-def test_lab_cli_up_status_exec_down_leaves_nothing_behind() -> None:
+def test_lab_cli_up_status_exec_down_leaves_nothing_behind(lab_tools: None) -> None:
     name = f"t{TOKEN}-cli"
     try:
         up = lab_cli("up", str(TOPOLOGIES / "bird-frr-pair.yaml"), "--name", name, "--prefix", PREFIX,
