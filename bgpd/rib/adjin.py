@@ -22,6 +22,7 @@ class PeerStatus:
     received: int  # prefixes held from the current session
     accepted: int  # of those, the ones import policy let through
     stale: int  # prefixes kept from the previous session (graceful restart)
+    installed: int  # prefixes whose best route, in the kernel, is this session's
     dropped: int  # new prefixes refused by the max-prefix limit this session
     over_limit: bool  # the session sent more than its limit; a reset or refresh relearns the rest
     stale_deadline: float | None
@@ -30,7 +31,9 @@ class PeerStatus:
 class AdjRibIn:
     """One session's routes as received, plus the import results that differ from them."""
 
-    __slots__ = ("changed", "dropped", "eor", "established", "info", "routes", "stale", "stale_deadline")
+    __slots__ = (
+        "changed", "dropped", "eor", "established", "info", "installed", "routes", "stale", "stale_deadline",
+    )
 
     def __init__(self, info: PeerInfo) -> None:
         self.info = info
@@ -41,6 +44,7 @@ class AdjRibIn:
         self.stale_deadline: float | None = None
         self.eor: set[Family] = set()
         self.dropped = 0
+        self.installed = 0  # kept by the RIB's diffs
 
     def candidate(self, prefix: str) -> Candidate | None:
         raw = self.routes.get(prefix)
@@ -77,7 +81,8 @@ class AdjRibIn:
         rejected = sum(1 for p, a in self.changed.items() if a is None and p in self.routes)
         return PeerStatus(
             name=self.info.name, established=self.established, received=len(self.routes),
-            accepted=len(self.routes) - rejected, stale=len(self.stale), dropped=self.dropped,
+            accepted=len(self.routes) - rejected, stale=len(self.stale), installed=self.installed,
+            dropped=self.dropped,
             over_limit=self.dropped > 0, stale_deadline=self.stale_deadline,
         )
 

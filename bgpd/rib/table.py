@@ -24,6 +24,12 @@ State = tuple[Path | None, FibEntry]
 _BLACKHOLE: FibEntry = ("blackhole", ())
 
 
+def _installed_by(state: State) -> str | None:
+    """The session whose route is the best one of an installed prefix (for its status count)."""
+    path, entry = state
+    return path[0].name if entry is not None and path is not None and path[0] is not None else None
+
+
 class Rib:
     """All routing state of one node. Every mutating call returns the `RibDiff` it caused."""
 
@@ -193,7 +199,7 @@ class Rib:
         session has sent End-of-RIB for its families, or ``deadline``. They are never announced."""
         self._adopted = {p: tuple(sorted(set(nh))) for p, nh in routes.items()}
         self._adopted_deadline = deadline
-        self._installed = sum(1 for p in self._adopted if self._state(p)[1] is not None)
+        self._installed = len(self.fib())
 
     # ------------------------------------------------------------------ queries
 
@@ -330,6 +336,12 @@ class Rib:
             entry = after[1]
             self._installed += (entry is not None) - (before[1] is not None)
             fib.append(FibChange(prefix, None) if entry is None else FibChange(prefix, entry[1], entry[0]))
+        was, now = _installed_by(before), _installed_by(after)
+        if was != now:
+            for name, step in ((was, -1), (now, 1)):
+                adj = self._adj.get(name) if name else None
+                if adj is not None:
+                    adj.installed += step
         old_path, new_path = before[0], after[0]
         if old_path == new_path and old_targets is new_targets and old_local is self._local:
             return

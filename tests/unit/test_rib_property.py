@@ -110,6 +110,10 @@ class Model:
         assert self.rib.installed == len(self.fib)
         for peer_name, sent in self.out.items():
             assert sent == self.rib.adj_out(peer_name), peer_name
+        for peer_name in PEERS:
+            best = [self.rib.best(p) for p in self.fib]
+            count = sum(1 for b in best if b is not None and b[0] is not None and b[0].name == peer_name)
+            assert self.rib.status(peer_name).installed == count, peer_name
 
 
 @settings(max_examples=400, deadline=None)

@@ -142,7 +142,8 @@ def test_graceful_restart_keeps_refreshes_and_sweeps_on_end_of_rib() -> None:
     rib.update("tor1", [P, "192.168.11.0/24", "192.168.12.0/24"], ROUTE)
     assert rib.peer_down("tor1", 100.0, graceful=True) == RibDiff()
     status = rib.status("tor1")
-    assert (status.stale, status.stale_deadline, rib.stale, rib.installed) == (3, 220.0, 3, 3)
+    assert (status.stale, status.stale_deadline, rib.stale, rib.installed, status.installed) == (
+        3, 220.0, 3, 3, 3)
     rib.peer_up(TOR1)
     assert rib.update("tor1", [P], ROUTE).fib == ()  # refreshed, same next hop
     assert rib.update("tor1", ["192.168.11.0/24"], ROUTE2).fib == fib(("192.168.11.0/24", ("10.0.2.1",)))
