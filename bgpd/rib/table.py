@@ -194,6 +194,13 @@ class Rib:
             diff = self._merge(diff, self._drop_adopted())
         return diff
 
+    def next_deadline(self) -> float | None:
+        """When `expire` next has work to do (the reconciler's timer), or None."""
+        deadlines = [a.stale_deadline for a in self._adj.values() if a.stale_deadline is not None]
+        if self._adopted_deadline is not None:
+            deadlines.append(self._adopted_deadline)
+        return min(deadlines, default=None)
+
     def adopt(self, routes: Mapping[str, tuple[str, ...]], deadline: float) -> None:
         """Restarter: routes found in the kernel (ours) are taken as the FIB until every configured
         session has sent End-of-RIB for its families, or ``deadline``. They are never announced."""

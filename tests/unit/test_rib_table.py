@@ -156,9 +156,12 @@ def test_graceful_restart_keeps_refreshes_and_sweeps_on_end_of_rib() -> None:
 def test_graceful_restart_deadline_sweeps_what_was_not_refreshed() -> None:
     rib = rib_with(TOR1)
     rib.update("tor1", [P], ROUTE)
+    rib.adopt({}, 500.0)
     rib.peer_down("tor1", 100.0, graceful=True)
+    assert rib.next_deadline() == 220.0
     assert rib.expire(219.9) == RibDiff()
     assert rib.expire(220.0).fib == fib((P, None))
+    assert rib.next_deadline() == 500.0
 
 
 def test_non_graceful_loss_or_no_capability_removes_at_once() -> None:
