@@ -42,7 +42,11 @@ Outbound = Announce | Withdraw
 
 @dataclass(frozen=True, slots=True)
 class RibDiff:
-    """The result of one RIB event: only the prefixes whose FIB entry or advertisement changed."""
+    """The result of one RIB event: only the prefixes whose FIB entry or advertisement changed.
+
+    Apply in order: an event with two phases (an End-of-RIB sweep that also ends adoption) may
+    list a prefix twice, and the later entry wins.
+    """
 
     fib: tuple[FibChange, ...] = ()
     out: tuple[Outbound, ...] = ()
