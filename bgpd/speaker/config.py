@@ -164,8 +164,10 @@ def environment() -> dict[str, str]:
 
     Stay root (after a drop to `nobody` a reload cannot bind port 179 yet reports success); never DEBUG
     (it prints MD5 keys); no global listener (it ignores GTSM; passive sessions listen per neighbor); no
-    CLI FIFOs. The API bridge is not respawned: if it dies, bgpd's end of the channel is gone, so ExaBGP
-    exits (`api.terminate`) and bgpd's supervisor restarts it and replays the routes on a fresh channel.
+    CLI FIFOs. The API bridge is not respawned: a respawned bridge would get no replay of the state it
+    missed. ExaBGP exits when it fails to write to a dead bridge (`api.terminate`), and bgpd stops an
+    ExaBGP whose bridge went away in any case; its supervisor then starts a fresh pair and the caller
+    replays its routes.
     """
     return {
         "exabgp.daemon.user": "root",

@@ -298,7 +298,13 @@ class ExaBGPSpeaker:
 
     async def _pump_log(self, stream: asyncio.StreamReader) -> None:
         """ExaBGP logs to stdout at INFO (never DEBUG: it prints MD5 keys); a full pipe would block it."""
-        while line := await stream.readline():
+        while True:
+            try:
+                line = await stream.readline()
+            except ValueError:  # a line beyond the stream limit: skipped, the pipe keeps draining
+                continue
+            if not line:
+                return
             text = line.decode(errors="replace").rstrip()
             self._log_tail.append(text)
             log.debug("exabgp_log", line=text)
