@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +37,10 @@ def _missing_tools() -> list[str]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     """On a failed test, attach every lab's state to the failure report (shown with the traceback)."""
     outcome = yield
-    report = outcome.get_result()
+    report: pytest.TestReport = outcome.get_result()
     if report.when == "call" and report.failed:
         for built in getattr(item, "labs", []):
             report.sections.append((f"lab {built.name} state at failure", built.dump()))

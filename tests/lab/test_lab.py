@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nslab import Bird, Frr, Lab, cleanup_stale, holds_for, netns, wait_until
+from nslab import Bird, Frr, Lab, TopologyError, WaitTimeout, cleanup_stale, holds_for, netns, wait_until
 from nslab.proc import proc_start_time
 
 from tests.lab.conftest import LAB_DIR, PREFIX, TOKEN, TOPOLOGIES, LabFactory, topology
@@ -159,3 +159,53 @@ def test_lab_cli_up_status_exec_down_leaves_nothing_behind(lab_tools: None) -> N
         assert lab_cli("down", "--name", name).returncode != 0  # nothing left to find
     finally:
         cleanup_stale(f"{PREFIX}{name}-")
+
+
+@pytest.mark.parametrize("stage", ["network", "daemons"])
+def test_a_failed_up_removes_everything_it_built(lab_tools: None, stage: str) -> None:
+    if stage == "network":
+        # the gateway is on no link of frr: the route fails after namespaces, links and addresses exist
+        topo = pair_v4_only()
+        topo["nodes"]["frr"]["routes"] = [{"dst": "10.250.0.0/24", "via": "10.199.0.1"}]
+        error: type[Exception] = netns.LabCommandError
+    else:
+        # both daemons run, but FRR expects another AS: the wait for Established fails
+        topo, error = pair_v4_only(frr={"as": 65099}), WaitTimeout
+    broken = Lab(topo, name=f"t{TOKEN}-broken-{stage}", prefix=PREFIX)
+    try:
+        with pytest.raises(error):
+            broken.up(wait_established=3)
+        assert netns.list_namespaces(f"{PREFIX}{broken.name}-") == []
+        assert not broken.run_dir.exists()
+        assert processes_mentioning(str(broken.run_dir)) == []
+        broken.down()  # idempotent
+    finally:
+        cleanup_stale(f"{PREFIX}{broken.name}-")
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains ``text`` (every lab daemon names its run dir)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and proc_start_time(int(proc.name)) is not None:
+            try:
+                if text.encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_bad_topology_reports_every_problem_before_touching_the_kernel() -> None:
+    bad = {"nodes": {"a": {"kind": "bird"}, "b": {"kind": "switch"}},
+           "links": [{"a": {"node": "a", "v4": "10.0.0.1"}, "b": {"node": "zz", "v4": "10.0.0.2/30"}}]}
+    with pytest.raises(TopologyError) as err:
+        Lab(bad, name=f"t{TOKEN}-bad", prefix=PREFIX)
+    assert err.value.problems == [
+        "<topology> links[0].a.v4: must be an IPv4 address with prefix length; got '10.0.0.1'",
+        "<topology> links[0].b: must be {node: <a node name>, v4: addr/len, v6: addr/len}; "
+        "got {'node': 'zz', 'v4': '10.0.0.2/30'}",
+        "<topology> nodes.a.as: a BIRD or FRR node needs its AS number; got None",
+        "<topology> nodes.b.kind: must be one of bgpd, bird, frr, router, host; got {'kind': 'switch'}",
+    ]
+    assert netns.list_namespaces(f"{PREFIX}t{TOKEN}-bad-") == []
