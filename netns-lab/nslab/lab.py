@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from functools import partial
@@ -36,6 +37,8 @@ class Lab:
                  prefix: str = DEFAULT_PREFIX, run_root: Path = RUN_ROOT) -> None:
         self.topology = topology if isinstance(topology, Topology) else load(topology, name)
         self.name = name or self.topology.name
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
+            raise ValueError(f"a lab name is letters, digits, '.', '_' and '-'; got {self.name!r}")
         if not prefix.startswith("bgl"):
             raise ValueError(f"namespace prefix must start with 'bgl'; got {prefix!r}")
         self.prefix = prefix

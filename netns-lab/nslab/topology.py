@@ -7,6 +7,7 @@ The schema is documented in netns-lab/README.md.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,8 @@ import yaml
 
 KINDS = ("bgpd", "bird", "frr", "router", "host")
 SPEAKERS = ("bgpd", "bird", "frr")
+# node and lan names end namespace names and are Calico node names (DNS labels)
+NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 # ip(8) interface names are at most 15 bytes
 IFNAME_MAX = 15
 
@@ -146,6 +149,9 @@ class _Parser:
             raw_nodes = {}
         segments = tuple(self.links(raw_nodes) + self.lans(raw_nodes))
         partial = Topology(name, {}, segments)
+        for node in raw_nodes:
+            if not isinstance(node, str) or not NAME.fullmatch(node):
+                self.bad("nodes", "node names must be DNS labels (a-z, 0-9, -)", node)
         nodes = {n: self.node(n, spec, raw_nodes, partial) for n, spec in raw_nodes.items()}
         resources = self.data.get("resources") or []
         if not isinstance(resources, list) or not all(isinstance(r, Mapping) for r in resources):
@@ -173,8 +179,8 @@ class _Parser:
             if not isinstance(name, str) or not name or not isinstance(members, list):
                 self.bad(path, "must be {name: <name>, members: [{node:, v4:, v6:}, ...]}", raw)
                 continue
-            if name in nodes:
-                self.bad(f"{path}.name", "must differ from every node name", name)
+            if name in nodes or not NAME.fullmatch(name):
+                self.bad(f"{path}.name", "must be a DNS label differing from every node name", name)
             ends = [self.endpoint(f"{path}.members[{j}]", m, nodes) for j, m in enumerate(members)]
             out.append(Segment(name, tuple(e for e in ends if e), bridged=True))
         return out
