@@ -15,10 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# gRPC's C core would print TLS and connection errors to stderr itself; bgpd reports each failure
+# once, in its own words (status, log, command error). Read when gRPC initialises.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 import aetcd
 import aetcd.rpc
@@ -121,6 +126,8 @@ def describe(exc: BaseException) -> str:
     """A one-line reason for status output (never a password: aetcd errors carry none)."""
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"{exc.code().name}: {exc.details()}"
+    if isinstance(exc, EtcdConfigError):
+        return str(exc)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

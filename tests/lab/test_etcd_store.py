@@ -21,7 +21,7 @@ import pytest
 
 from bgpd.cli import main
 from bgpd.model.snapshot import Snapshot
-from bgpd.store.etcd import EtcdStore, load
+from bgpd.store.etcd import EtcdStore, connect, load
 from bgpd.store.url import EtcdEndpoint, EtcdStoreConfig
 from bgpd.store.writer import Conflict, label, resolve_kind
 from bgpd.store.writer_etcd import EtcdWriter
@@ -40,21 +40,28 @@ def free_port() -> int:
 class Etcd:
     """One etcd member on loopback; `stop`/`start` keep its data and ports."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, tls: Path | None = None) -> None:
         self.data = data
+        self.tls = tls
         self.client_port, self.peer_port = free_port(), free_port()
         self.name = f"bgpd-test-{os.getpid()}-{self.client_port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.config = EtcdStoreConfig((EtcdEndpoint("127.0.0.1", self.client_port),))
+        if tls is not None:
+            self.config = EtcdStoreConfig(self.config.endpoints, True, str(tls / "ca.pem"),
+                                          str(tls / "client.pem"), str(tls / "client.key"))
 
     def start(self) -> None:
         peer = f"http://127.0.0.1:{self.peer_port}"
-        client = f"http://127.0.0.1:{self.client_port}"
+        client = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.client_port}"
+        tls = [] if self.tls is None else [
+            "--cert-file", str(self.tls / "server.pem"), "--key-file", str(self.tls / "server.key"),
+            "--trusted-ca-file", str(self.tls / "ca.pem"), "--client-cert-auth"]
         self.proc = subprocess.Popen(
             [ETCD, "--name", self.name, "--data-dir", str(self.data / "data"),
              "--listen-client-urls", client, "--advertise-client-urls", client,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"{self.name}={peer}"],
+             "--initial-cluster", f"{self.name}={peer}", *tls],
             stdout=open(self.data / "etcd.log", "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -67,11 +74,11 @@ class Etcd:
 
     async def _healthy(self) -> bool:
         try:
-            async with aetcd.Client("127.0.0.1", self.client_port, timeout=1) as client:
-                await client.get(b"/health")
-            return True
+            client = await connect(self.config, self.config.endpoints[0], timeout=1)
         except Exception:
             return False
+        await client.close()
+        return True
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -286,3 +293,81 @@ def test_cli_against_etcd(etcd: Etcd, tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["delete", "node", "node-1", *store]) == 0
     assert main(["get", "node", "node-1", *store]) == 1
     assert "Node/node-1 not found in etcd://127.0.0.1:" in capsys.readouterr().err
+
+
+def make_certs(directory: Path) -> Path:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate."""
+    directory.mkdir()
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=bgpd-test-ca")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+                      ("client", "extendedKeyUsage=clientAuth")):
+        (directory / f"{name}.ext").write_text(ext + "\n")
+        ssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN=bgpd-{name}")
+        ssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "1", "-extfile", f"{name}.ext")
+    return directory
+
+
+def test_tls_with_client_certificates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("LAB TEST SKIPPED: no openssl to make test certificates")
+    pki = make_certs(tmp_path / "pki")
+    server = Etcd(tmp_path, tls=pki)
+    server.start()
+    try:
+        async def go() -> None:
+            writer = EtcdWriter(server.config)
+            try:
+                await writer.create(peer("peer-1"))
+            finally:
+                await writer.close()
+            assert (await load(server.config)).bgp_peers.keys() == {"peer-1"}
+        asyncio.run(go())
+        url = f"etcd://127.0.0.1:{server.client_port}"
+        monkeypatch.setenv("ETCD_CA_CERT_FILE", str(pki / "ca.pem"))
+        monkeypatch.setenv("ETCD_CERT_FILE", str(pki / "client.pem"))
+        monkeypatch.setenv("ETCD_KEY_FILE", str(pki / "client.key"))
+        assert main(["get", "bgppeers", "--store", url]) == 0
+        assert "peer-1" in capsys.readouterr().out
+        # Without a client certificate the server refuses: a clear error, exit 1, no traceback.
+        monkeypatch.delenv("ETCD_CERT_FILE")
+        monkeypatch.delenv("ETCD_KEY_FILE")
+        assert main(["get", "bgppeers", "--store", url]) == 1
+        assert capsys.readouterr().err.startswith(f"bgpd get: {url}: ")
+    finally:
+        server.stop()
+
+
+def test_username_and_password(etcd: Etcd, capsys: pytest.CaptureFixture[str]) -> None:
+    async def enable_auth() -> None:
+        async with aetcd.Client("127.0.0.1", etcd.client_port, timeout=5) as client:
+            auth = aetcd.rpc.AuthStub(client.channel)
+            await auth.RoleAdd(aetcd.rpc.AuthRoleAddRequest(name="root"))
+            await auth.UserAdd(aetcd.rpc.AuthUserAddRequest(name="root", password="Sekr1t-pw"))
+            await auth.UserGrantRole(aetcd.rpc.AuthUserGrantRoleRequest(user="root", role="root"))
+            await auth.AuthEnable(aetcd.rpc.AuthEnableRequest())
+    asyncio.run(enable_auth())
+    good = EtcdStoreConfig(etcd.config.endpoints, username="root", password="Sekr1t-pw")
+    bad = EtcdStoreConfig(etcd.config.endpoints, username="root", password="wrong-pw")
+
+    async def go() -> None:
+        writer = EtcdWriter(good)
+        try:
+            await writer.create(peer("peer-1"))
+        finally:
+            await writer.close()
+        assert (await load(good)).bgp_peers.keys() == {"peer-1"}
+        store = EtcdStore(bad, backoff_initial=0.1)
+        it = store.watch()
+        try:
+            snap = await next_snapshot(it)
+        finally:
+            await it.aclose()
+        assert store.stale and "wrong-pw" not in store.stale_reason
+        assert "authentication failed" in store.stale_reason and snap.errors
+    asyncio.run(go())
