@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
+from bgpd.cli._store import StoreOptionError, store_config
 from bgpd.store.url import (
     EtcdEndpoint,
     EtcdStoreConfig,
@@ -98,3 +100,23 @@ def test_errors_name_the_url_or_variable(url: str, env: dict[str, str], message:
         parse_store_url(url, env)
     assert str(err.value) == message
     assert "pw" not in str(err.value).replace("ETCD_PASSWORD", "")
+
+
+def _args(**kw: object) -> argparse.Namespace:
+    return argparse.Namespace(**{"resources": None, "store": None, "config": None, **kw})
+
+
+def test_cli_store_options_precedence(tmp_path: Path) -> None:
+    settings = tmp_path / "bgpd.yaml"
+    settings.write_text("store: etcd://10.0.0.1:2379\netcd_ca_cert_file: /etc/ca.pem\n")
+    from_settings = store_config(_args(config=settings), env={})
+    assert from_settings == EtcdStoreConfig((EtcdEndpoint("10.0.0.1"),), True, "/etc/ca.pem")
+    env_wins = store_config(_args(config=settings), env={"ETCD_CA_CERT_FILE": "/other.pem"})
+    assert isinstance(env_wins, EtcdStoreConfig) and env_wins.ca_cert_file == "/other.pem"
+    flag = store_config(_args(config=settings, store="file:///srv/r"), env={})
+    assert flag == FileStoreConfig(Path("/srv/r"))
+    assert store_config(_args(config=settings, resources=str(tmp_path)), env={}) == FileStoreConfig(tmp_path)
+    with pytest.raises(StoreOptionError, match=r"nope\.yaml: no such file"):
+        store_config(_args(config=tmp_path / "nope.yaml"), env={})
+    with pytest.raises(StoreOptionError, match="unsupported scheme"):
+        store_config(_args(config=settings, store="http://x"), env={})
