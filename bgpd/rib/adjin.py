@@ -111,6 +111,8 @@ def importer(info: PeerInfo, local: LocalInfo) -> Importer:
         checked = memo[key]
         if checked is None or is_martian(prefix):
             return None
+        if not info.filters:
+            return checked
         return import_policy(info.filters, RouteContext(prefix, "bgp", info.ibgp), checked)
 
     return imported
