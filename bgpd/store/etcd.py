@@ -191,7 +191,7 @@ class EtcdStore:
     ignore_kinds: frozenset[str] = frozenset()
     timeout: float = 5.0
     backoff_initial: float = 0.5
-    backoff_max: float = 30.0
+    backoff_max: float = 10.0  # a store back from an outage is seen within seconds
     stale: bool = False
     stale_reason: str = ""
     lists: int = 0  # full listings so far: 1, plus one per compacted watch
@@ -211,6 +211,7 @@ class EtcdStore:
             client: aetcd.Client | None = None
             try:
                 client = await connect_any(self.config, endpoint, self.timeout)
+                delay = self.backoff_initial
                 if not state.listed:
                     state.kvs, state.revision = await list_prefixes(client)
                     state.listed = True
@@ -218,13 +219,12 @@ class EtcdStore:
                     log.info("store_listed", store=self.source, revision=state.revision, keys=len(state.kvs))
                     yield self._publish(state)
                 async for snapshot in self._follow(client, state):
-                    delay = self.backoff_initial
                     yield snapshot
             except aetcd.RevisionCompactedError as exc:
                 log.warning("store_relist", store=self.source, reason=describe(exc), revision=state.revision)
                 state.listed = False
             except CONNECTION_ERRORS as exc:
-                reason = f"etcd {self.source} unreachable: {describe(exc)}"
+                reason = f"etcd unreachable: {describe(exc)}"
                 endpoint += 1
                 if (self.stale, self.stale_reason) != (True, reason):
                     self.stale, self.stale_reason = True, reason
