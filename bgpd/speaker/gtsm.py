@@ -5,6 +5,7 @@ GTSM sessions active for that reason. A GTSM peer can still try to connect *in* 
 no minimum TTL applies; this table drops such packets when their TTL (IPv6: hop limit) is below
 256 - ttlSecurity. bgpd owns the whole table `inet bgpd_gtsm` and replaces it in one nft transaction
 from the desired set, so applying the same set twice changes nothing and a removed peer loses its rule.
+Each rule counts what it drops (`nft list table inet bgpd_gtsm`), evidence of a peer too many hops away.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def render_ruleset(rules: Iterable[GtsmRule]) -> str:
     lines = [f"table inet {TABLE}", f"delete table inet {TABLE}"]
     body = [
         f"    {'ip saddr' if r.family == 4 else 'ip6 saddr'} {r.peer_ip} tcp dport {r.port} "
-        f"{'ip ttl' if r.family == 4 else 'ip6 hoplimit'} < {r.min_ttl} drop"
+        f"{'ip ttl' if r.family == 4 else 'ip6 hoplimit'} < {r.min_ttl} counter drop"
         for r in rules
     ]
     if body:

@@ -185,12 +185,17 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def md5_failures(ns: str) -> int:
+def tcp_ext(ns: str, counter: str) -> int:
+    """An absolute TcpExt counter of the namespace (nstat's history file is shared, so not nstat)."""
     lines = sh("ip", "netns", "exec", ns, "cat", "/proc/net/netstat").splitlines()
     for header, values in zip(lines[::2], lines[1::2], strict=False):
         if header.startswith("TcpExt:"):
-            return int(dict(zip(header.split(), values.split(), strict=True))["TCPMD5Failure"])
+            return int(dict(zip(header.split(), values.split(), strict=True))[counter])
     raise AssertionError("no TcpExt counters")
+
+
+def md5_failures(ns: str) -> int:
+    return tcp_ext(ns, "TCPMD5Failure")
 
 
 def scenario(tmp_path: Path, bird_protocols: str, protos: tuple[str, ...], desired: DesiredNode, *,
@@ -280,13 +285,13 @@ def test_gtsm_one_hop_forced_active_and_inbound_rule(tmp_path: Path, netns: tupl
     async def body(speaker: ExaBGPSpeaker, rec: Recorder) -> None:
         prefix = ("ip", "netns", "exec", netns[0])
         ruleset = sh(*prefix, "nft", "list", "table", "inet", "bgpd_gtsm")  # installed by the speaker
-        assert ruleset.count(f"ip saddr {B4} tcp dport 179 ip ttl < 255 drop") == 1
+        assert ruleset.count(f"ip saddr {B4} tcp dport 179 ip ttl < 255 counter packets 0 bytes 0 drop") == 1
         await rec.until("GTSM session up", lambda: rec.up(B4) and rec.bird.established("peer4"))
         await speaker.reconfigure(node(session(ttl_security=None)))
         assert "bgpd_gtsm" not in sh(*prefix, "nft", "list", "tables")
         await speaker.reconfigure(desired)
         await apply_rules(gtsm_rules(desired), prefix)  # idempotent
-        assert sh(*prefix, "nft", "list", "table", "inet", "bgpd_gtsm") == ruleset
+        assert sh(*prefix, "nft", "list", "table", "inet", "bgpd_gtsm").count("ip ttl < 255") == 1
         await speaker.stop()
         assert "bgpd_gtsm" not in sh(*prefix, "nft", "list", "tables")
 
@@ -379,5 +384,26 @@ def test_graceful_stop_keeps_routes_at_peer_and_drain_withdraws(
         finally:
             await again.stop()
             rec2.task.cancel()
+
+    scenario(tmp_path, protocols, ("peer4",), desired, ns=netns, body=body)
+
+
+def test_gtsm_refuses_a_peer_that_does_not_send_ttl_255(tmp_path: Path, netns: tuple[str, str]) -> None:
+    protocols = bgp_protocol("peer4", B4, A4)  # no GTSM: BIRD's packets arrive with TTL 64
+    desired = node(session(ttl_security=1))
+    prefix = ("ip", "netns", "exec", netns[0])
+
+    def dropped() -> int:
+        table = sh(*prefix, "nft", "list", "table", "inet", "bgpd_gtsm")
+        return int(table.split("counter packets ")[1].split()[0])
+
+    min_ttl_drops = tcp_ext(netns[0], "TCPMinTTLDrop")  # the namespace outlives single tests
+
+    async def body(speaker: ExaBGPSpeaker, rec: Recorder) -> None:
+        # BIRD's SYNs to our port die in the nft rule; its SYN-ACKs to our own SYNs die on IP_MINTTL
+        await rec.until("BIRD's SYNs dropped by the GTSM rule", lambda: dropped() >= 1)
+        await rec.until("BIRD's SYN-ACKs dropped by ExaBGP's minimum TTL",
+                        lambda: tcp_ext(netns[0], "TCPMinTTLDrop") > min_ttl_drops)
+        assert not rec.bird.established("peer4") and not rec.up(B4)
 
     scenario(tmp_path, protocols, ("peer4",), desired, ns=netns, body=body)

@@ -23,8 +23,8 @@ def test_ruleset_replaces_the_whole_table() -> None:
         "table inet bgpd_gtsm {\n"
         "  chain input {\n"
         "    type filter hook input priority -10; policy accept;\n"
-        "    ip saddr 10.0.0.2 tcp dport 179 ip ttl < 255 drop\n"
-        "    ip6 saddr fd00::2 tcp dport 179 ip6 hoplimit < 254 drop\n"
+        "    ip saddr 10.0.0.2 tcp dport 179 ip ttl < 255 counter drop\n"
+        "    ip6 saddr fd00::2 tcp dport 179 ip6 hoplimit < 254 counter drop\n"
         "  }\n"
         "}\n"
     )
