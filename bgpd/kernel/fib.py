@@ -73,7 +73,9 @@ class KernelFib:
     PIECE = 256  # messages encoded between two chances for the sender to take the GIL
 
     def __init__(self, table: int = codec.DEFAULT_TABLE, protocol: int = codec.DEFAULT_PROTOCOL,
-                 netns: str | None = None, *, metric: int = codec.DEFAULT_METRIC) -> None:
+                 netns: str | None = None, *, metric: int = codec.DEFAULT_METRIC,
+                 overlap: bool = True) -> None:
+        self.overlap = overlap  # False: encode and send in turn on the calling thread only
         self.codec = codec.RouteCodec(table, protocol, metric)
         self.table, self.protocol, self.metric = table, protocol, metric
         self._sock = _netlink_socket(netns)
@@ -136,7 +138,7 @@ class KernelFib:
         seq0 = self._seq
         self._seq = (self._seq + len(changes) + 1) & 0x7FFFFFFF or 1
         errors: dict[str, str] = {}
-        threaded = len(changes) > self.CHUNK
+        threaded = self.overlap and len(changes) > self.CHUNK
         sender = _Sender(self, changes, seq0, errors) if threaded else None
         step = self.PIECE if threaded else self.CHUNK
         overrun = False
