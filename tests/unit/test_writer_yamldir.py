@@ -263,3 +263,22 @@ def test_cli_apply_prints_every_error_and_writes_nothing(tmp_path: Path,
     assert not (tmp_path / "res").exists()
     assert main(["patch", "node", "n", "-p", "{", "--resources", str(tmp_path)]) == 1
     assert "bgpd patch: -p: not valid JSON" in capsys.readouterr().err
+
+
+def test_the_directory_watch_sees_what_the_writer_writes(tmp_path: Path) -> None:
+    from bgpd.store.yamldir import watch  # noqa: PLC0415
+
+    async def go() -> None:
+        it = watch(tmp_path, debounce=0.05)
+        w = DirWriter(tmp_path)
+        try:
+            assert not (await asyncio.wait_for(anext(it), 10)).bgp_peers
+            await w.create(peer("peer-1"))  # a new <dir>/bgppeers/ directory and file
+            snap = await asyncio.wait_for(anext(it), 10)
+            assert set(snap.bgp_peers) == {"peer-1"} and not snap.errors
+            await patch(w, PEER, "peer-1", {"spec": {"asNumber": 65001}})
+            snap = await asyncio.wait_for(anext(it), 10)
+            assert snap.bgp_peers["peer-1"].as_number == 65001
+        finally:
+            await it.aclose()
+    run(go())
