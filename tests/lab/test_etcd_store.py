@@ -371,3 +371,23 @@ def test_username_and_password(etcd: Etcd, capsys: pytest.CaptureFixture[str]) -
         assert store.stale and "wrong-pw" not in store.stale_reason
         assert "authentication failed" in store.stale_reason and snap.errors
     asyncio.run(go())
+
+
+def test_secrets_for_bgp_passwords(etcd: Etcd) -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bgp", "namespace": "kube-system"},
+              "stringData": {"pw": "s3cret"}}
+    with_password = {**peer("peer-1"), "spec": {**peer("peer-1")["spec"],
+                                                "password": {"secretKeyRef": {"name": "bgp", "key": "pw"}}}}
+
+    async def go() -> None:
+        writer = EtcdWriter(etcd.config)
+        try:
+            await writer.create(secret)
+            await writer.create(with_password)
+        finally:
+            await writer.close()
+        assert "/calico/resources/v3/projectcalico.org/secrets/kube-system/bgp" in await raw(etcd)
+        snapshot = await load(etcd.config)
+        assert snapshot.secrets[("kube-system", "bgp")].data == {"pw": "s3cret"}
+        assert not snapshot.errors
+    asyncio.run(go())
