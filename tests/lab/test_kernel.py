@@ -200,3 +200,14 @@ def test_lost_error_replies_are_reported_as_overrun(ns: str, fib: KernelFib) -> 
     assert result.overrun and not result.ok
     assert 0 < len(result.errors) < len(changes)
     assert fib.dump() == {}
+
+
+def ip_netns_list() -> str:
+    return subprocess.run(["ip", "netns", "list"], check=True, capture_output=True, text=True).stdout
+
+
+def test_a_missing_namespace_is_an_error_not_created() -> None:
+    name = f"bgk-{secrets.token_hex(3)}"
+    with pytest.raises(OSError):
+        KernelFib(254, 44, name)
+    assert name not in ip_netns_list()
