@@ -1,6 +1,7 @@
 """Store options every command shares: ``--resources DIR`` | ``--store URL`` (default: the settings'
-``store``), plus ``--config FILE`` for the settings. The etcd TLS files of the settings fill in
-``ETCD_CA_CERT_FILE``/``ETCD_CERT_FILE``/``ETCD_KEY_FILE`` when the environment leaves them unset.
+``store``), plus ``--config FILE`` for the settings. The etcd TLS files of the settings take
+precedence over ``ETCD_CA_CERT_FILE``/``ETCD_CERT_FILE``/``ETCD_KEY_FILE``, as for the daemon
+(`bgpd.adapters.store_env`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def store_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     except SettingsError as exc:
         raise StoreOptionError(str(exc)) from exc
     for key, variable in _SETTINGS_ENV.items():
-        if settings.get(key) and not env.get(variable):
+        if settings.get(key):
             env[variable] = str(settings[key])
     if getattr(args, "resources", None):
         url = resources_url(args.resources)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
 DEFAULT_ETCD_ENDPOINTS = "http://127.0.0.1:2379"
@@ -144,18 +143,3 @@ def _check_pairs(cert: str | None, key: str | None, user: str | None, password: 
         raise StoreURLError("ETCD_USERNAME and ETCD_PASSWORD must be set together; "
                             f"ETCD_USERNAME is {'set' if user else 'unset'}, "
                             f"ETCD_PASSWORD is {'set' if password else 'unset'}")
-
-
-def open_store(config: StoreConfig, secret_namespace: str | None = None) -> Any:
-    """The StorePort (bgpd.ports) for a parsed store URL: `YamlDirStore` or `EtcdStore`."""
-    # Imported on use: a directory store needs no etcd client library loaded, and the reverse.
-    from bgpd.model.snapshot import DEFAULT_SECRET_NAMESPACE  # noqa: PLC0415
-
-    namespace = secret_namespace or DEFAULT_SECRET_NAMESPACE
-    if isinstance(config, FileStoreConfig):
-        from bgpd.store.yamldir import YamlDirStore  # noqa: PLC0415
-
-        return YamlDirStore(config.path, secret_namespace=namespace)
-    from bgpd.store.etcd import EtcdStore  # noqa: PLC0415
-
-    return EtcdStore(config, secret_namespace=namespace)

@@ -111,8 +111,8 @@ def test_cli_store_options_precedence(tmp_path: Path) -> None:
     settings.write_text("store: etcd://10.0.0.1:2379\netcd_ca_cert_file: /etc/ca.pem\n")
     from_settings = store_config(_args(config=settings), env={})
     assert from_settings == EtcdStoreConfig((EtcdEndpoint("10.0.0.1"),), True, "/etc/ca.pem")
-    env_wins = store_config(_args(config=settings), env={"ETCD_CA_CERT_FILE": "/other.pem"})
-    assert isinstance(env_wins, EtcdStoreConfig) and env_wins.ca_cert_file == "/other.pem"
+    settings_win = store_config(_args(config=settings), env={"ETCD_CA_CERT_FILE": "/other.pem"})
+    assert isinstance(settings_win, EtcdStoreConfig) and settings_win.ca_cert_file == "/etc/ca.pem"
     flag = store_config(_args(config=settings, store="file:///srv/r"), env={})
     assert flag == FileStoreConfig(Path("/srv/r"))
     assert store_config(_args(config=settings, resources=str(tmp_path)), env={}) == FileStoreConfig(tmp_path)
