@@ -78,8 +78,7 @@ class ExaBGPPort:
         return SpeakerSettings(
             bridge_command=default_bridge_command(), api_socket=str(self._run_dir / "api.sock"),
             exabgp=self._settings.exabgp, router_id=desired.router_id,
-            # TODO(lead): DesiredNode should carry the node's own IPv4/IPv6; derived from the sessions here.
-            node_ipv4=_node_address(desired, 4), node_ipv6=_node_address(desired, 6),
+            node_ipv4=desired.ipv4, node_ipv6=desired.ipv6,
         )
 
     async def _running(self) -> ExaBGPSpeaker:
@@ -99,12 +98,6 @@ class ExaBGPPort:
         if self._speaker is not None:
             await self._speaker.stop(graceful=True)
 
-
-def _node_address(desired: DesiredNode, family: int) -> str | None:
-    for s in desired.sessions:
-        if s.family == family and s.source_address:
-            return s.source_address
-    return desired.router_id if family == 4 else None
 
 
 class KernelFibPort:

@@ -62,7 +62,7 @@ class DesiredSession:
             "passive": self.passive, "routeReflectorClient": self.rr_client,
             "routeReflectorClusterID": self.rr_cluster_id, "password": self.password is not None,
             "ttlSecurity": self.ttl_security, "maxRestartTime": self.max_restart_time,
-            "keepaliveTime": self.keepalive_time, "sourceAddress": self.source_address,
+            "sourceAddress": self.source_address,
             "nextHop": self.next_hop, "allowLocalAS": self.allow_local_as,
             "filters": list(self.filters), "reachableBy": self.reachable_by, "origin": list(self.origin),
         }
@@ -103,6 +103,9 @@ class DesiredNode:
     as_number: int
     router_id: str | None
     listen_port: int | None
+    ipv4: str | None = None
+    ipv6: str | None = None
+    rr_cluster_id: str | None = None
     sessions: tuple[DesiredSession, ...] = ()
     exports: tuple[Export, ...] = ()
     blackholes: tuple[IPNetwork, ...] = ()
@@ -114,9 +117,9 @@ class DesiredNode:
     errors: tuple[ConfigError, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """Exactly the `bgpd peers --json` contract of DESIGN.md §4 (tools parse it)."""
         return {
             "node": self.node, "asNumber": self.as_number, "routerID": self.router_id,
-            "listenPort": self.listen_port,
             "sessions": [s.to_json() for s in self.sessions],
             "exports": [str(e.prefix) for e in self.exports],
             "staticRoutes": [r.to_json() for r in self.static_routes],

@@ -89,10 +89,9 @@ class LocalInfo:
 
     @classmethod
     def from_desired(cls, node: DesiredNode, *, install_default: bool = False) -> LocalInfo:
-        cluster_ids = {s.rr_cluster_id for s in node.sessions if s.rr_cluster_id}
         return cls(
             as_number=node.as_number, router_id=node.router_id,
-            cluster_id=min(cluster_ids) if cluster_ids else None, exports=node.exports,
+            cluster_id=node.rr_cluster_id, exports=node.exports,
             blackholes=frozenset(str(b) for b in node.blackholes),
             kernel_reject=node.kernel_reject, export_policy=node.export_policy,
             install_default=install_default,

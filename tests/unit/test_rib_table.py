@@ -269,7 +269,7 @@ def test_peer_info_from_a_desired_session() -> None:
 def test_local_info_from_a_desired_node() -> None:
     block = ip_network("10.244.1.0/26")
     node = DesiredNode(
-        node="n1", as_number=64512, router_id="10.0.0.1", listen_port=None,
+        node="n1", as_number=64512, router_id="10.0.0.1", listen_port=None, rr_cluster_id="1.0.0.1",
         exports=exports("10.244.1.0/26"), blackholes=(block,),
         sessions=(DesiredSession(
             name="Node_10_0_0_5", family=4, kind="Node", peer_ip="10.0.0.5", port=179, remote_as=64512,
