@@ -107,7 +107,8 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes:
 
 class Status:
     def __init__(self, path: str) -> None:
-        self.path, self.data, self.lock = path, {}, threading.Lock()
+        self.path, self.lock = path, threading.Lock()
+        self.data: dict[str, object] = {}
 
     def set(self, **values: object) -> None:
         with self.lock:
@@ -135,12 +136,13 @@ def accept(address: str, ready: str | None) -> socket.socket:
 def establish(sock: socket.socket, args: argparse.Namespace, status: Status) -> int:
     """OPEN/KEEPALIVE exchange; returns the negotiated hold time."""
     sock.sendall(open_message(args.asn, args.router_id, args.hold))
-    hold, got_open, got_keepalive = args.hold, False, False
+    hold: int = args.hold
+    got_open = got_keepalive = False
     while not (got_open and got_keepalive):
         kind, body = read_message(sock)
         if kind == OPEN:
             got_open = True
-            hold = min(hold, struct.unpack("!H", body[3:5])[0])
+            hold = min(hold, int.from_bytes(body[3:5], "big"))
             sock.sendall(message(KEEPALIVE))
         elif kind == KEEPALIVE:
             got_keepalive = True
