@@ -22,5 +22,17 @@ unit: venv
 lab: venv
 	$(PY) -m pytest -q -m lab
 
+# The demo: 3 bgpd nodes in a full mesh with a BIRD ToR (netns-lab/topologies/mesh3-bird-tor.yaml).
+demo: venv
+	@command -v bird >/dev/null || (apt-get install -y -q bird2 frr >/dev/null)
+	$(PY) netns-lab/lab up netns-lab/topologies/mesh3-bird-tor.yaml --wait 90
+	$(PY) netns-lab/lab status --daemons
+	@echo
+	@echo "Every session above is Established. Look around with: netns-lab/lab exec NODE -- CMD"
+	@echo "Tear it down with: make demo-down"
+
+demo-down: venv
+	$(PY) netns-lab/lab down --name mesh3
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
