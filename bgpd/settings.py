@@ -39,7 +39,7 @@ class Settings:
     etcd_cert_file: str | None = None
     etcd_key_file: str | None = None
     control_socket: str = DEFAULT_SOCKET
-    run_dir: str = "/run/bgpd"
+    run_dir: str = ""  # load() makes "" the control socket's directory
     exabgp: str = ""
     kernel_table: int = 254
     route_protocol: int = DEFAULT_ROUTE_PROTOCOL
@@ -96,8 +96,8 @@ def _listen(v: Any) -> str | None:
     return None if sep and port.isdigit() and 0 < int(port) < 65536 else "must be HOST:PORT"
 
 
-_NULLABLE = {"node", "exabgp", "etcd_ca_cert_file", "etcd_cert_file", "etcd_key_file", "max_prefixes",
-             "metrics_listen"}
+_NULLABLE = {"node", "run_dir", "exabgp", "etcd_ca_cert_file", "etcd_cert_file", "etcd_key_file",
+             "max_prefixes", "metrics_listen"}
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "node": _str, "store": _store, "etcd_ca_cert_file": _str, "etcd_cert_file": _str,
     "etcd_key_file": _str, "control_socket": _str, "run_dir": _str, "exabgp": _str,
@@ -152,6 +152,10 @@ def load(config: Path | None = None, overrides: Mapping[str, Any] | None = None)
         raise SettingsError(problems)
     merged = {k: v for k, v in {**values, **flags}.items() if v is not None}
     settings = Settings(**{"node": socket.gethostname(), **merged})
+    if not settings.run_dir:
+        # beside the control socket: two daemons with their own sockets (e.g. in two network
+        # namespaces of one host, which share /run) never share ExaBGP's config and API socket
+        settings = replace(settings, run_dir=str(Path(settings.control_socket).parent))
     return settings if settings.exabgp else replace(settings, exabgp=default_exabgp())
 
 

@@ -20,7 +20,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_shipped_file_loads_and_matches_the_defaults() -> None:
     settings = load(ROOT / "conf" / "bgpd.yaml")
-    assert settings == Settings(node=socket.gethostname(), exabgp=settings.exabgp)
+    assert settings == Settings(node=socket.gethostname(), exabgp=settings.exabgp, run_dir="/run/bgpd")
     assert settings.node == socket.gethostname()
     assert settings.store == "file:///etc/bgpd/resources.d"
     assert settings.control_socket == "/run/bgpd/bgpd.sock"
@@ -97,3 +97,12 @@ def test_resources_shorthand_is_an_absolute_file_url(tmp_path: Path) -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         load(ROOT / "conf" / "bgpd.yaml").node = "x"  # type: ignore[misc]
+
+
+def test_run_dir_defaults_to_the_control_sockets_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "none.yaml"
+    missing.write_text("")
+    assert load(missing).run_dir == "/run/bgpd"
+    assert load(missing, {"control_socket": "/run/lab/n1/bgpd.sock"}).run_dir == "/run/lab/n1"
+    assert load(missing, {"control_socket": "/x/b.sock", "run_dir": "/var/run/elsewhere"}).run_dir == \
+        "/var/run/elsewhere"
