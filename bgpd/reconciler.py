@@ -173,7 +173,12 @@ class Reconciler:
                 del self.sessions[action.name]
                 diffs.append(self.rib.remove_peer(action.name))
             elif action.kind == "reset":
-                diffs.append(self.rib.peer_down(action.name, now, graceful=False))
+                # A reset by configuration (e.g. an AS change) is a restart to a peer that offered
+                # graceful restart: its routes stay, stale, until the new session's End-of-RIB, so
+                # traffic keeps flowing while the session comes back (the peer does the same for ours).
+                old = self.sessions[action.name]
+                graceful = old.state == ESTABLISHED and old.peer_restart_time is not None
+                diffs.append(self.rib.peer_down(action.name, now, graceful=graceful))
         local = LocalInfo.from_desired(desired)
         if local != self._local:  # a new LocalInfo re-evaluates every prefix: only when it changed
             self._local = local
@@ -347,7 +352,7 @@ class Reconciler:
         return SessionStatus(
             name=d.name, family=d.family, kind=d.kind, peer_ip=d.peer_ip, port=d.port,
             state="up" if s.state == ESTABLISHED else "start", since=s.since, info=info,
-            routes_received=counts.received, routes_installed=counts.accepted)
+            routes_received=counts.received, routes_installed=counts.installed)
 
 
 def encode_outbound(out: Iterable[Outbound], ip_of: Callable[[str], str]) -> list[str]:
