@@ -16,18 +16,22 @@ import contextlib
 import os
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
 
-from bgpd import __version__
+from bgpd import __version__, nodestatus_task
 from bgpd.control.server import AlreadyRunning, ControlServer
+from bgpd.metrics import Metrics
 from bgpd.model.snapshot import Snapshot
 from bgpd.ports import Clock
 from bgpd.reconciler import Reconciler
 from bgpd.settings import Settings
 from bgpd.speaker.codec import Event
+from bgpd.store.url import parse_store_url
+from bgpd.store.writer import open_writer
 
 log = structlog.get_logger("bgpd")
 
@@ -53,6 +57,7 @@ async def main(settings: Settings) -> int:
     from bgpd.resolve import resolve  # noqa: PLC0415
 
     store = adapters.open_store(settings)
+    writer = open_writer(parse_store_url(settings.store, adapters.store_env(settings)))
     speaker = adapters.ExaBGPPort(settings)
     fib = adapters.KernelFibPort(settings.kernel_table, settings.route_protocol)
     clock = adapters.SystemClock()
@@ -63,17 +68,22 @@ async def main(settings: Settings) -> int:
     log.info("bgpd_starting", version=__version__, node=settings.node, store=store.source,
              table=settings.kernel_table, protocol=settings.route_protocol)
     server = ControlServer(settings.control_socket, handlers(reconciler))
+    node_status = nodestatus_task.for_reconciler(settings.node, writer, clock, __version__, reconciler)
     await server.start()  # first: a second bgpd on the same socket stops here, before touching anything
     stop = _stop_event()
+    metrics = Metrics(reconciler, lambda: fib.errors) if settings.metrics_listen else None
     try:
         await reconciler.adopt()
-        # TODO(lead): metrics (settings.metrics_listen) are issue 6's; start their HTTP server here.
+        if metrics is not None and settings.metrics_listen:
+            await metrics.start(settings.metrics_listen)
         async with asyncio.TaskGroup() as group:
             inbox: Inbox = asyncio.Queue()
             notify = SystemdNotifier()
-            tasks = [group.create_task(_pump(store.watch(), inbox), name="store"),
+            tasks = [group.create_task(_pump(node_status.tap(store.watch()), inbox), name="store"),
+                     group.create_task(node_status.run(), name="node-status"),
                      group.create_task(_pump(speaker.events(), inbox), name="speaker-events"),
-                     group.create_task(_drive(reconciler, inbox, clock, notify, settings.log_level),
+                     group.create_task(_drive(reconciler, inbox, clock, notify, settings.log_level,
+                                              observe=metrics.observe if metrics else None),
                                        name="reconciler"),
                      group.create_task(notify.watchdog(), name="watchdog")]
             await stop.wait()
@@ -82,7 +92,10 @@ async def main(settings: Settings) -> int:
             for task in tasks:
                 task.cancel()
     finally:
+        if metrics is not None:
+            await metrics.close()
         await server.close()
+        await writer.close()
         await speaker.stop()  # SIGTERM: no NOTIFICATION goes out
         fib.close()  # kernel routes stay: the next run adopts them
     log.info("bgpd_stopped")
@@ -113,8 +126,9 @@ async def _pump(source: AsyncIterator[Snapshot] | AsyncIterator[Event], inbox: I
 
 
 async def _drive(reconciler: Reconciler, inbox: Inbox, clock: Clock, notify: SystemdNotifier,
-                 log_level: str = "info") -> None:
-    """The single consumer: one input at a time, and the reconciler's timers in between."""
+                 log_level: str = "info", *, observe: Callable[[str, float], None] | None = None) -> None:
+    """The single consumer: one input at a time, and the reconciler's timers in between.
+    ``observe(input kind, seconds)`` is told how long each took (bgpd.metrics)."""
     severity = None
     while True:
         deadline = reconciler.next_deadline()
@@ -123,6 +137,7 @@ async def _drive(reconciler: Reconciler, inbox: Inbox, clock: Clock, notify: Sys
             item = await asyncio.wait_for(inbox.get(), timeout)
         except TimeoutError:
             item = None
+        started = time.perf_counter()
         if isinstance(item, Snapshot):
             await reconciler.on_snapshot(item)
             if reconciler.current is not None and reconciler.current.log_severity != severity:
@@ -132,6 +147,9 @@ async def _drive(reconciler: Reconciler, inbox: Inbox, clock: Clock, notify: Sys
             await reconciler.on_event(item)
         if deadline is not None and clock.monotonic() >= deadline:  # also when inputs keep coming
             await reconciler.tick()
+        if observe is not None:
+            kind = "tick" if item is None else "snapshot" if isinstance(item, Snapshot) else "event"
+            observe(kind, time.perf_counter() - started)
         notify.state(reconciler)
 
 

@@ -105,6 +105,7 @@ class Reconciler:
     exabgp_restarts: int = 0
     exabgp_last_exit: str | None = None
     started: float = 0.0
+    reconfigured: float | None = None  # when a snapshot last changed what the node runs (wall clock)
     swept: bool = False
     _sweep_at: float = 0.0
     _by_ip: dict[str, str] = field(default_factory=dict)
@@ -140,6 +141,8 @@ class Reconciler:
                 self._reject(snapshot.revision, [f"speaker configuration refused: {exc}"])
                 return None
         diff = self._apply_to_rib(steps, desired)
+        if desired != self.current:
+            self.reconfigured = self.clock.time()
         self.current = desired
         self._by_ip = {s.peer_ip: s.name for s in desired.sessions}
         self.revision, self.stale, self.stale_errors = snapshot.revision, False, ()

@@ -9,7 +9,7 @@ Adj-RIB-Ins when an event touches it (before and after the change), which is wha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from bgpd.bgp import Family, PathAttributes
 from bgpd.rib.adjin import AdjRibIn, PeerStatus, importer
@@ -232,6 +232,15 @@ class Rib:
 
     def best(self, prefix: str) -> Path | None:
         return self._state(prefix)[0]
+
+    def received(self) -> Iterator[tuple[str, str, PathAttributes]]:
+        """(session, prefix, attributes after import) of every route held, stale ones included;
+        routes import policy rejected are left out (for CalicoNodeStatus' RIB entries)."""
+        for name, adj in self._adj.items():
+            for prefix in adj.prefixes():
+                candidate = adj.candidate(prefix)
+                if candidate is not None:
+                    yield name, prefix, candidate.attrs
 
     def status(self, peer: str) -> PeerStatus:
         return self._adj[peer].status()

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from . import resources
+from .etcd import run_bgpd, store_url
 from .node import ESTABLISHED, Speaker, run_cli, tail, write_private
 from .proc import kill
 from .wait import wait_until
@@ -46,9 +47,14 @@ class BgpdNode(Speaker):
     def log(self) -> Path:
         return self.run_dir / "bgpd.out"
 
+    @property
+    def store(self) -> str | None:
+        """The lab's etcd store URL, or None when the nodes share the resource directory."""
+        return store_url(self.topology)
+
     def argv(self) -> list[str]:
-        argv = [str(BGPD), "run", "--node", self.name, "--resources", str(self.resources_dir),
-                "--socket", str(self.socket)]
+        store = ["--store", self.store] if self.store else ["--resources", str(self.resources_dir)]
+        argv = [str(BGPD), "run", "--node", self.name, *store, "--socket", str(self.socket)]
         if self.spec.bgpd_settings:
             settings = self.run_dir / "bgpd.yaml"
             write_private(settings, yaml.safe_dump(dict(self.spec.bgpd_settings), sort_keys=False))
@@ -102,12 +108,20 @@ class BgpdNode(Speaker):
     def announce(self, prefix: str) -> None:
         """Give the node a confirmed host block affinity for ``prefix`` (bgpd exports its blocks)."""
         name = f"20-block-{resources.block_name(self.name, prefix)}.yaml"
-        resources.write_documents(self.resources_dir, name, [resources.block_document(self.name, prefix)])
+        document = resources.block_document(self.name, prefix)
+        if self.store:
+            run_bgpd(self.ns, self.store, ["apply", "-f", "-"], stdin=yaml.safe_dump(document))
+        else:
+            resources.write_documents(self.resources_dir, name, [document])
         self._save_announced(self.announced() | {prefix})
 
     def withdraw(self, prefix: str) -> None:
         name = f"20-block-{resources.block_name(self.name, prefix)}.yaml"
-        (self.resources_dir / name).unlink(missing_ok=True)
+        if self.store:
+            block = resources.block_name(self.name, prefix)
+            run_bgpd(self.ns, self.store, ["delete", "blockaffinity", block])
+        else:
+            (self.resources_dir / name).unlink(missing_ok=True)
         self._save_announced(self.announced() - {prefix})
 
     def status_text(self) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from . import netns, resources
 from .bgpd_node import BgpdNode
 from .bird import Bird
+from .etcd import EtcdNode, etcd_node
 from .frr import Frr
 from .node import Node, Speaker, write_private
 from .topology import Segment, Topology, load
@@ -28,7 +29,7 @@ from .wait import wait_until
 RUN_ROOT = Path("/run/bgpd-lab")
 DEFAULT_PREFIX = "bgl-"
 NODE_CLASSES: Mapping[str, type[Node]] = {
-    "bird": Bird, "frr": Frr, "bgpd": BgpdNode, "router": Node, "host": Node,
+    "bird": Bird, "frr": Frr, "bgpd": BgpdNode, "router": Node, "host": Node, "etcd": EtcdNode,
 }
 
 
@@ -75,12 +76,18 @@ class Lab:
         try:
             self._save_state()
             self._build_network()
-            store = self.run_dir / "resources"
-            for file, docs in resources.initial_documents(self.topology).items():
-                resources.write_documents(store, file, docs)
-            for node in self.nodes.values():
+            # the datastore first (an etcd node), then its documents, then the daemons reading it
+            nodes = sorted(self.nodes.values(), key=lambda n: not isinstance(n, EtcdNode))
+            for node in nodes:
                 node.prepare()
+            initial = resources.initial_documents(self.topology)
+            if etcd_node(self.topology) is None:
+                for file, docs in initial.items():
+                    resources.write_documents(self.run_dir / "resources", file, docs)
+            for node in nodes:
                 node.start()
+                if isinstance(node, EtcdNode) and node.name == etcd_node(self.topology):
+                    node.apply([doc for docs in initial.values() for doc in docs])
             if wait_established:
                 self.wait_established(wait_established)
         except BaseException:
@@ -94,7 +101,7 @@ class Lab:
         Idempotent, and safe after a partial ``up()``: every step tolerates what is already gone.
         """
         for node in self.nodes.values():
-            if isinstance(node, Speaker) and node.run_dir.exists():
+            if isinstance(node, Speaker | EtcdNode) and node.run_dir.exists():
                 node.stop()
         for ns in self.namespaces():
             netns.destroy(ns)

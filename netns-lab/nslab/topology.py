@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-KINDS = ("bgpd", "bird", "frr", "router", "host")
+KINDS = ("bgpd", "bird", "frr", "router", "host", "etcd")
 SPEAKERS = ("bgpd", "bird", "frr")
 # node and lan names end namespace names and are Calico node names (DNS labels)
 NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
