@@ -182,6 +182,11 @@ def _announced(
 ) -> Iterator[RoutesReceived]:
     # An IPv6 UPDATE with a global and a link-local next hop lists every NLRI under both (global
     # first): one route, with the global next hop.
+    if len(by_next_hop) == 1:  # the common case: nothing to de-duplicate
+        for next_hop, nlris in by_next_hop.items():
+            if nlris:
+                yield RoutesReceived(peer, family, _attributes(next_hop, attributes), tuple(_prefixes(nlris)))
+        return
     seen: set[str] = set()
     link_local_last = sorted(by_next_hop.items(), key=lambda item: item[0].lower().startswith("fe80:"))
     for next_hop, nlris in link_local_last:
@@ -216,9 +221,10 @@ def _attributes(next_hop: str, attrs: Mapping[str, Any]) -> PathAttributes:
     )
 
 
-def _prefixes(nlris: Iterable[Any]) -> Iterator[str]:
-    for nlri in nlris:
-        yield str(nlri["nlri"]) if isinstance(nlri, dict) else str(nlri)
+def _prefixes(nlris: Iterable[Any]) -> list[str]:
+    # `exabgp.api.compact` lists plain unicast NLRI as strings (no dict per prefix to build and read);
+    # NLRI with a path id stay objects
+    return [nlri if nlri.__class__ is str else str(nlri["nlri"]) for nlri in nlris]
 
 
 def _family(name: str) -> Family | None:

@@ -168,6 +168,9 @@ def environment() -> dict[str, str]:
     missed. ExaBGP exits when it fails to write to a dead bridge (`api.terminate`), and bgpd stops an
     ExaBGP whose bridge went away in any case; its supervisor then starts a fresh pair and the caller
     replays its routes.
+
+    Speed: `api.compact` lists unicast NLRI as plain strings (cheaper to encode there and to decode
+    here); the per-neighbor `adj-rib-in false` keeps ExaBGP from caching what bgpd's RIB holds anyway.
     """
     return {
         "exabgp.daemon.user": "root",
@@ -178,6 +181,7 @@ def environment() -> dict[str, str]:
         "exabgp.api.respawn": "false",
         "exabgp.api.terminate": "true",
         "exabgp.api.encoder": "json",
+        "exabgp.api.compact": "true",
         "exabgp.log.level": "INFO",
         "exabgp.log.destination": "stdout",
         "exabgp.tcp.bind": "",

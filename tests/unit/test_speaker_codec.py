@@ -62,6 +62,16 @@ CASES = [
             '"fe80::9420:95ff:fe72:5528": [ { "nlri": "2001:db8:2::/48" } ], '
             '"fd99:12::2": [ { "nlri": "2001:db8:2::/48" } ] } } }'),
      [RoutesReceived("10.99.12.2", "ipv6 unicast", PathAttributes("fd99:12::2"), ("2001:db8:2::/48",))]),
+    # `exabgp.api.compact`: plain unicast NLRI are bare strings; one with a path id stays an object
+    (update('"update": { ' + ATTRS + ', "announce": { "ipv4 unicast": { "10.99.12.2": [ '
+            '"198.51.100.0/24", { "nlri": "192.0.2.0/24", "path-information": "0.0.0.1" } ] } } }'),
+     [RoutesReceived("10.99.12.2", "ipv4 unicast", PathAttributes("10.99.12.2", **BIRD_ATTRS),  # type: ignore[arg-type]
+                     ("198.51.100.0/24", "192.0.2.0/24"))]),
+    (update('"update": { "attribute": { "origin": "igp" }, "announce": { "ipv6 unicast": { '
+            '"fe80::9420:95ff:fe72:5528": [ "2001:db8:2::/48" ], "fd99:12::2": [ "2001:db8:2::/48" ] } } }'),
+     [RoutesReceived("10.99.12.2", "ipv6 unicast", PathAttributes("fd99:12::2"), ("2001:db8:2::/48",))]),
+    (update('"update": { "withdraw": { "ipv4 unicast": [ "198.51.100.0/24", "192.0.2.0/24" ] } }'),
+     [RoutesWithdrawn("10.99.12.2", "ipv4 unicast", ("198.51.100.0/24", "192.0.2.0/24"))]),
     (update('"update": { "withdraw": { "ipv4 unicast": [ { "nlri": "198.51.100.0/24" }, '
             '{ "nlri": "192.0.2.0/24" } ] } }'),
      [RoutesWithdrawn("10.99.12.2", "ipv4 unicast", ("198.51.100.0/24", "192.0.2.0/24"))]),

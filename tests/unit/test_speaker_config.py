@@ -135,3 +135,4 @@ def test_environment_is_safe() -> None:
     assert env["exabgp.daemon.user"] == "root" and env["exabgp.daemon.drop"] == "false"
     assert env["exabgp.tcp.bind"] == "" and env["exabgp.api.cli"] == "false"
     assert env["exabgp.api.ack"] == "true"
+    assert env["exabgp.api.compact"] == "true"  # bare NLRI strings (the codec reads both forms)
