@@ -1,0 +1,125 @@
+"""Helpers shared by the issue-4 route lab tests (tests/lab/test_routes_*.py).
+
+One lab per test module (building one takes seconds and the tests of a module read the same
+topology); every read is a poll with a deadline, and a failed wait carries the lab's dump.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from nslab import Lab, wait_until
+from nslab.bgpd_node import BgpdNode
+
+from tests.lab.conftest import PREFIX, TOKEN, TOPOLOGIES, _missing_tools, topology
+
+T = TypeVar("T")
+PINGER = Path(__file__).with_name("icmp_ping.py")
+PROTO = "44"  # bgpd's default route protocol number
+DEADLINE = 30.0
+
+
+@contextmanager
+def running_lab(name: str, topo: str | Mapping[str, Any], wait: float = 45.0) -> Iterator[Lab]:
+    """The lab of a topology file (or dict), up with every session Established; always torn down."""
+    missing = _missing_tools()
+    if missing:
+        pytest.skip(f"LAB TEST SKIPPED: missing {', '.join(missing)} (install bird2 and frr)")
+    data = topology(topo) if isinstance(topo, str) else topo
+    built = Lab(data, name=f"t{TOKEN}-{name}", prefix=PREFIX)
+    try:
+        yield built.up(wait_established=wait)
+    finally:
+        built.down()
+
+
+def kernel(lab: Lab, node: str) -> dict[str, list[str]]:
+    """bgpd's routes (proto 44, main table) in a node: prefix -> sorted next hops, or ['blackhole']."""
+    routes: dict[str, list[str]] = {}
+    for family in ("-4", "-6"):
+        out = subprocess.run(["ip", family, "-j", "-n", lab[node].ns, "route", "show", "proto", PROTO],
+                             capture_output=True, text=True, check=False, timeout=10).stdout or "[]"
+        for r in json.loads(out):
+            dst = r["dst"] if "/" in r["dst"] else r["dst"] + ("/32" if family == "-4" else "/128")
+            if r.get("type") == "blackhole":
+                routes[dst] = ["blackhole"]
+            elif "nexthops" in r:
+                routes[dst] = sorted(h["gateway"] for h in r["nexthops"])
+            else:
+                routes[dst] = [r["gateway"]]
+    return routes
+
+
+def wait_for(lab: Lab, what: str, condition: Callable[[], T], timeout: float = DEADLINE) -> T:
+    result: T = wait_until(condition, timeout, what, detail=lab.dump)
+    return result
+
+
+def wait_route(lab: Lab, node: str, prefix: str, hops: list[str] | None, timeout: float = DEADLINE) -> None:
+    """Until ``node``'s kernel has ``prefix`` via exactly ``hops`` (None: no route of ours)."""
+    wait_for(lab, f"{node}: {prefix} -> {hops}", lambda: kernel(lab, node).get(prefix) == hops, timeout)
+
+
+def status(lab: Lab, node: str) -> dict[str, Any]:
+    found = lab[node]
+    assert isinstance(found, BgpdNode)
+    return found.status() or {}
+
+
+def session(lab: Lab, node: str, peer_ip: str) -> dict[str, Any]:
+    return next(s for s in status(lab, node).get("sessions", []) if s["peerIP"] == peer_ip)
+
+
+def pinger_argv(lab: Lab, node: str, src: str, dst: str, *, count: int, interval: float = 0.2) -> list[str]:
+    return ["ip", "netns", "exec", lab[node].ns, sys.executable, str(PINGER), "--src", src, "--dst", dst,
+            "--count", str(count), "--interval", str(interval)]
+
+
+def ping(lab: Lab, node: str, src: str, dst: str, count: int = 1) -> bool:
+    """``count`` pings from address ``src`` (a workload of ``node``) to ``dst``; True when all came back."""
+    proc = subprocess.run(pinger_argv(lab, node, src, dst, count=count), capture_output=True, text=True,
+                          check=False, timeout=30 + count)
+    return proc.returncode == 0
+
+
+class ContinuousPing:
+    """A ping running in the background (``interval`` apart) until `stop`, which returns the result:
+    {"sent": n, "received": m, "lost": [sequence numbers]}."""
+
+    def __init__(self, lab: Lab, node: str, src: str, dst: str, interval: float = 0.05) -> None:
+        self._proc = subprocess.Popen(pinger_argv(lab, node, src, dst, count=10**9, interval=interval),
+                                      stdout=subprocess.PIPE, text=True)
+
+    def stop(self) -> dict[str, Any]:
+        self._proc.send_signal(signal.SIGTERM)
+        out, _ = self._proc.communicate(timeout=15)
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    def kill(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+
+def write_resources(lab: Lab, file: str, docs: list[dict[str, Any]]) -> None:
+    """Replace (or create) one file of the lab's shared datastore, atomically."""
+    from nslab import resources  # noqa: PLC0415
+
+    resources.write_documents(lab.run_dir / "resources", file, docs)
+
+
+def remove_resources(lab: Lab, file: str) -> None:
+    (lab.run_dir / "resources" / file).unlink(missing_ok=True)
+
+
+def topology_path(name: str) -> Path:
+    return TOPOLOGIES / f"{name}.yaml"
