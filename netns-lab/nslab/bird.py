@@ -51,7 +51,8 @@ def _bgp(spec: NodeSpec, n: Neighbor) -> str:
     lines = [
         f"protocol bgp {protocol_name(n.ip)} {{",
         f"  description \"{n.name}\";",
-        f"  local {n.source} as {spec.asn};" if n.source else f"  local as {spec.asn};",
+        f"  local{f' {n.source}' if n.source else ''}{f' port {n.local_port}' if n.local_port else ''}"
+        f" as {spec.asn};",
         f"  neighbor {n.ip} port {n.port} as {n.remote_as};",
         "  debug { states };",  # "State changed to up" lines are what transitions() counts
         "  connect delay time 1; connect retry time 2; error wait time 1, 4;",

@@ -68,6 +68,7 @@ class Neighbor:
     graceful_restart: int | None = None  # restart time in seconds
     next_hop_self: bool = False
     source: str | None = None
+    local_port: int | None = None  # BIRD only: listen on this port instead of 179
 
     @property
     def family(self) -> int:
@@ -289,6 +290,7 @@ class _Parser:
             multihop=raw.get("multihop"), passive=bool(raw.get("passive", False)),
             graceful_restart=(120 if gr is True else int(gr) if gr else None),
             next_hop_self=bool(raw.get("next_hop_self", False)), source=raw.get("source"),
+            local_port=int(raw["local_port"]) if raw.get("local_port") else None,
         )
 
     def peer_ip(self, me: str, peer: str, family: int, topo: Topology) -> str | None:
