@@ -16,7 +16,8 @@ from bgpd.kernel.codec import FibChange as KernelChange
 from bgpd.kernel.fib import ApplyResult, KernelFib
 from bgpd.ports import StorePort
 from bgpd.rib import FibChange
-from bgpd.settings import Settings
+from bgpd.settings import Settings, default_exabgp
+from bgpd.speaker import interpreter
 from bgpd.speaker.codec import Event
 from bgpd.speaker.config import SpeakerSettings
 from bgpd.speaker.process import ExaBGPSpeaker, SendResult, default_bridge_command
@@ -70,15 +71,22 @@ class ExaBGPPort:
 
     async def reconfigure(self, desired: DesiredNode) -> None:
         if self._speaker is None:
-            self._speaker = ExaBGPSpeaker(self._speaker_settings(desired), self._run_dir)
+            self._speaker = ExaBGPSpeaker(await self._speaker_settings(desired), self._run_dir)
             self._started.set()
         await self._speaker.reconfigure(desired)  # the first call starts ExaBGP
 
-    def _speaker_settings(self, desired: DesiredNode) -> SpeakerSettings:
+    async def _speaker_settings(self, desired: DesiredNode) -> SpeakerSettings:
+        exabgp = self._settings.exabgp
+        launcher, reason = await interpreter.choose(
+            self._settings.exabgp_interpreter, exabgp, self._run_dir,
+            exabgp_is_default=exabgp == default_exabgp())
+        fell_back = self._settings.exabgp_interpreter == "pypy" != launcher.interpreter
+        (log.warning if fell_back else log.info)("exabgp_interpreter", interpreter=launcher.interpreter,
+                                                 setting=self._settings.exabgp_interpreter, reason=reason)
         return SpeakerSettings(
             bridge_command=default_bridge_command(), api_socket=str(self._run_dir / "api.sock"),
-            exabgp=self._settings.exabgp, router_id=desired.router_id,
-            node_ipv4=desired.ipv4, node_ipv6=desired.ipv6,
+            exabgp=exabgp, router_id=desired.router_id,
+            node_ipv4=desired.ipv4, node_ipv6=desired.ipv6, launcher=launcher,
         )
 
     async def _running(self) -> ExaBGPSpeaker:
@@ -97,6 +105,11 @@ class ExaBGPPort:
         """SIGTERM to ExaBGP: sessions close without a NOTIFICATION, GR peers keep our routes."""
         if self._speaker is not None:
             await self._speaker.stop(graceful=True)
+
+    async def drain(self) -> None:
+        """Withdraw every route from every peer, close the sessions and stop ExaBGP (no GR)."""
+        if self._speaker is not None:
+            await self._speaker.drain()
 
 
 

@@ -6,7 +6,9 @@ only reads the reconciler's StatusReport.
 
 Shutdown (SIGTERM, SIGINT) is the graceful-restart kind: ExaBGP gets SIGTERM (its sessions close
 without a NOTIFICATION, so GR peers keep our routes as stale) and the kernel routes stay (they keep
-forwarding until the next run adopts them). A deliberate withdraw-everything stop is another action.
+forwarding until the next run adopts them). A deliberate withdraw-everything stop is another action:
+`bgpd drain` asks over the control socket, and the daemon withdraws every route, removes its kernel
+routes and exits 0 (which systemd's Restart=on-failure leaves stopped).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -67,10 +69,20 @@ async def main(settings: Settings) -> int:
                             max_prefixes=settings.max_prefixes)
     log.info("bgpd_starting", version=__version__, node=settings.node, store=store.source,
              table=settings.kernel_table, protocol=settings.route_protocol)
-    server = ControlServer(settings.control_socket, handlers(reconciler))
+    stop = _stop_event()
+
+    async def drain() -> dict[str, Any]:
+        """`bgpd drain`: withdraw every route from every peer, remove our kernel routes, then stop."""
+        sessions = reconciler.counts()[0]
+        log.warning("bgpd_draining", sessions=sessions, reason="bgpd drain")
+        await speaker.drain()
+        removed = await fib.sweep(set())
+        stop.set()
+        return {"node": settings.node, "sessions": sessions, "kernelRoutesRemoved": removed}
+
+    server = ControlServer(settings.control_socket, handlers(reconciler, drain))
     node_status = nodestatus_task.for_reconciler(settings.node, writer, clock, __version__, reconciler)
     await server.start()  # first: a second bgpd on the same socket stops here, before touching anything
-    stop = _stop_event()
     metrics = Metrics(reconciler, lambda: fib.errors) if settings.metrics_listen else None
     try:
         await reconciler.adopt()
@@ -102,14 +114,21 @@ async def main(settings: Settings) -> int:
     return 0
 
 
-def handlers(reconciler: Reconciler) -> dict[str, Callable[[dict[str, Any]], Any]]:
+def handlers(reconciler: Reconciler, drain: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+             ) -> dict[str, Callable[[dict[str, Any]], Any]]:
     async def status(args: dict[str, Any]) -> Any:
         return reconciler.status().to_json()
 
     async def version(args: dict[str, Any]) -> Any:
         return {"version": __version__}
 
-    return {"status": status, "version": version}
+    found: dict[str, Callable[[dict[str, Any]], Any]] = {"status": status, "version": version}
+    if drain is not None:
+        async def drain_handler(args: dict[str, Any]) -> Any:
+            return await drain()
+
+        found["drain"] = drain_handler
+    return found
 
 
 def _stop_event() -> asyncio.Event:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from bgpd import __version__
 
 # Sub-command modules, in the order `bgpd --help` lists them.
-COMMANDS = ("check", "peers", "run", "status", "apply", "create", "get", "patch", "label", "delete")
+COMMANDS = ("check", "peers", "run", "status", "drain", "apply", "create", "get", "patch", "label", "delete")
 
 EX_CONFIG = 78  # sysexits EX_CONFIG: systemd's RestartPreventExitStatus stops a restart loop on it
 
