@@ -233,7 +233,11 @@ class Reconciler:
         if isinstance(event, PeerState):
             await self._peer_state(name, s, event)
         elif isinstance(event, PeerOpen):
-            s.opened, s.peer_router_id, s.peer_restart_time = True, event.router_id, event.gr_time
+            # RFC 4724: a peer keeps forwarding across its restart only for the families its GR
+            # capability lists; BIRD's default ("aware") lists none, so its routes go when it does.
+            restarts = event.gr_time is not None and s.family in event.gr_families
+            s.opened, s.peer_router_id = True, event.router_id
+            s.peer_restart_time = event.gr_time if restarts else None
         elif isinstance(event, RoutesReceived):
             await self._emit(self.rib.update(name, event.prefixes, event.attributes))
         elif isinstance(event, RoutesWithdrawn):
@@ -267,7 +271,9 @@ class Reconciler:
                 await self._emit(RibDiff(out=tuple(Withdraw(name, p) for p in replayed)))
             await self._send([codec.end_of_rib(s.desired.peer_ip, s.family)])
         elif was_up and state != ESTABLISHED:
-            graceful = s.peer_restart_time is not None
+            # A NOTIFICATION (e.g. a Cease on shutdown) ends the session for good: routes are kept
+            # only when it dropped without one (RFC 4724 §4.2).
+            graceful = s.peer_restart_time is not None and s.notification is None
             log.info("session_down", peer=name, peer_ip=s.desired.peer_ip, reason=s.reason, graceful=graceful)
             await self._emit(self.rib.peer_down(name, self.clock.monotonic(), graceful=graceful))
 
