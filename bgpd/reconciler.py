@@ -109,6 +109,7 @@ class Reconciler:
     swept: bool = False
     _sweep_at: float = 0.0
     _by_ip: dict[str, str] = field(default_factory=dict)
+    _retired: dict[str, float] = field(default_factory=dict)  # removed sessions whose routes stay stale
     _local: LocalInfo | None = None
     _deadline: float | None = None
     _deadline_known: bool = False
@@ -173,14 +174,12 @@ class Reconciler:
         for action in steps.actions:
             log.info(_LOG_EVENTS[action.kind], peer=action.name, reason=", ".join(action.changed) or None)
             if action.kind == "remove":
-                del self.sessions[action.name]
-                diffs.append(self.rib.remove_peer(action.name))
+                diffs.append(self._retire(action.name, self.sessions.pop(action.name), now))
             elif action.kind == "reset":
                 # A reset by configuration (e.g. an AS change) is a restart to a peer that offered
                 # graceful restart: its routes stay, stale, until the new session's End-of-RIB, so
                 # traffic keeps flowing while the session comes back (the peer does the same for ours).
-                old = self.sessions[action.name]
-                graceful = old.state == ESTABLISHED and old.peer_restart_time is not None
+                graceful = self.sessions[action.name].peer_restart_time is not None
                 diffs.append(self.rib.peer_down(action.name, now, graceful=graceful))
         local = LocalInfo.from_desired(desired)
         if local != self._local:  # a new LocalInfo re-evaluates every prefix: only when it changed
@@ -191,8 +190,24 @@ class Reconciler:
                 diffs.append(self._set_session(action, desired))
         return _merge(diffs)
 
+    def _retire(self, name: str, old: _Session, now: float) -> RibDiff:
+        """A session removed by configuration (e.g. the mesh giving way to route reflectors) ends
+        like a graceful restart that does not come back: with a peer that offered graceful restart,
+        its routes stay, stale, for the peer's restart time, so traffic keeps flowing until the
+        sessions replacing it deliver the same prefixes (fresh routes win over stale ones)."""
+        if old.peer_restart_time is None:
+            return self.rib.remove_peer(name)
+        diff = self.rib.peer_down(name, now, graceful=True)
+        deadline = self.rib.status(name).stale_deadline
+        if deadline is None:  # nothing kept
+            return _merge([diff, self.rib.remove_peer(name)])
+        self._retired[name] = deadline
+        log.info("session_retired", peer=name, peer_ip=old.desired.peer_ip, stale_until=round(deadline, 1))
+        return diff
+
     def _set_session(self, action: SessionAction, desired: DesiredNode) -> RibDiff:
         assert action.session is not None
+        self._retired.pop(action.name, None)  # configured again: its stale routes are its own again
         if action.kind in ("add", "reset"):
             why = "new session" if action.kind == "add" else "reset: " + ", ".join(action.changed)
             waiting = "Passive" if action.session.passive else "Connect"
@@ -287,14 +302,19 @@ class Reconciler:
             deadlines = [d for d in stale if d is not None]
             if not self.swept:
                 deadlines.append(self._sweep_at)
+            deadlines += self._retired.values()
             self._deadline, self._deadline_known = min(deadlines, default=None), True
         return self._deadline
 
     async def tick(self) -> None:
         self._deadline_known = False
-        expired = self.rib.expire(self.clock.monotonic())
+        now = self.clock.monotonic()
+        expired = self.rib.expire(now)
         if expired.fib:
             log.info("stale_routes_expired", routes=len(expired.fib), reason="restart time passed")
+        for name in [n for n, deadline in self._retired.items() if deadline <= now]:
+            del self._retired[name]
+            expired = _merge([expired, self.rib.remove_peer(name)])
         await self._emit(expired)
         await self._maybe_sweep()
 

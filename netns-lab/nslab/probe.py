@@ -102,8 +102,8 @@ def lost(logs: Iterable[Path], start: float, end: float) -> Loss:
                 sends[(target, seq)] = float(when)
             elif kind == "R":
                 answered.add((target, seq))
-        for key, when in sends.items():
-            if start <= when < end:
+        for key, sent_at in sends.items():
+            if start <= sent_at < end:
                 sent += 1
                 if key not in answered:
                     lost_count += 1

@@ -447,3 +447,32 @@ def test_updates_of_a_session_that_was_just_reset_are_ignored() -> None:
     w.up(M2)
     w.receive(M2, P2)
     assert P2 in w.fib.routes
+
+
+def test_reset_by_configuration_keeps_a_graceful_peers_routes_until_its_end_of_rib() -> None:
+    """An AS change resets the session; with a GR peer its routes keep forwarding meanwhile."""
+    w = gr_peer()
+    w.apply("b", node(session("10.0.0.2", remote_as=64514, ibgp=False), session("10.0.0.3"),
+                      exports=A.exports, static_routes=A.static_routes, export_policy=POLICY))
+    assert w.info()[M2][0] == "start"
+    assert w.fib.routes[P1] == ("10.0.0.2",) and w.fib.routes[P2] == ("10.0.0.2",)
+    w.up(M2)
+    w.receive(M2, P1)
+    w.event(EndOfRib("10.0.0.2", V4))
+    assert P1 in w.fib.routes and P2 not in w.fib.routes
+
+
+def test_removed_graceful_session_is_retired_its_routes_stay_until_replaced_or_restart_time() -> None:
+    """The mesh giving way to route reflectors: the removed session's routes stay (stale) until a
+    new session brings the same prefixes, and go at the peer's restart time."""
+    w = gr_peer()
+    w.apply("b", node(session("10.0.0.3"), exports=A.exports, static_routes=A.static_routes,
+                      export_policy=POLICY))
+    assert list(w.info()) == [M3]
+    assert w.fib.routes[P1] == ("10.0.0.2",) and w.fib.routes[P2] == ("10.0.0.2",)
+    w.receive(M3, P1)  # e.g. reflected by a route reflector: the fresh route wins
+    assert w.fib.routes[P1] == ("10.0.0.3",)
+    assert w.r.next_deadline() == w.clock.mono + 120
+    w.clock.advance(120)
+    run(w.r.tick())
+    assert w.fib.routes[P1] == ("10.0.0.3",) and P2 not in w.fib.routes
