@@ -36,7 +36,8 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_venv_holds_bgpd(staged: Path) -> None:
     venv = staged / PREFIX.lstrip("/") / "venv"
     assert (venv / "bin" / "bgpd").exists()
-    done = subprocess.run([str(venv / "bin" / "python"), "-c", "import bgpd.settings, sys; print(bgpd.__file__)"],
+    probe = "import bgpd.settings, sys; print(bgpd.__file__)"
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", probe],
                           capture_output=True, text=True, cwd="/", check=False)
     # --no-deps: PyYAML is missing, so importing settings fails, but it must fail inside the venv's copy
     assert str(venv) in done.stdout + done.stderr
