@@ -20,6 +20,7 @@ DEFAULT_CONFIG = Path("/etc/bgpd/bgpd.yaml")
 DEFAULT_SOCKET = "/run/bgpd/bgpd.sock"
 LogFormat = Literal["auto", "json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+ExaBGPInterpreter = Literal["auto", "cpython", "pypy"]  # = bgpd.speaker.interpreter.Interpreter
 # Not in rtnetlink.h or rt_protos, not BIRD (12), kube-router (17), FRR (186-198), kube-vip (248), Felix (80).
 DEFAULT_ROUTE_PROTOCOL = 44  # = bgpd.kernel.codec.DEFAULT_PROTOCOL
 _RESERVED_PROTOCOLS = frozenset({*range(5), *range(8, 19), 42, 80, 99, *range(186, 199), 248})
@@ -41,6 +42,7 @@ class Settings:
     control_socket: str = DEFAULT_SOCKET
     run_dir: str = ""  # load() makes "" the control socket's directory
     exabgp: str = ""
+    exabgp_interpreter: ExaBGPInterpreter = "auto"
     kernel_table: int = 254
     route_protocol: int = DEFAULT_ROUTE_PROTOCOL
     log_format: LogFormat = "auto"
@@ -101,6 +103,7 @@ _NULLABLE = {"node", "run_dir", "exabgp", "etcd_ca_cert_file", "etcd_cert_file",
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "node": _str, "store": _store, "etcd_ca_cert_file": _str, "etcd_cert_file": _str,
     "etcd_key_file": _str, "control_socket": _str, "run_dir": _str, "exabgp": _str,
+    "exabgp_interpreter": _one_of("auto", "cpython", "pypy"),
     "kernel_table": _int_range(1, 2**32 - 1), "route_protocol": _protocol,
     "log_format": _one_of("auto", "json", "console"),
     "log_level": _one_of("debug", "info", "warning", "error"),

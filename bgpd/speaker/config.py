@@ -28,6 +28,7 @@ import base64
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from bgpd.desired import DEFAULT_BGP_PORT, DesiredNode, DesiredSession
 
@@ -44,6 +45,16 @@ class SpeakerConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class ExaBGPCommand:
+    """How to start ExaBGP: ``argv`` + a sub-command (`server CONF`), with ``env`` added to its
+    environment (bgpd.speaker.interpreter chooses between CPython and PyPy)."""
+
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    interpreter: Literal["cpython", "pypy"] = "cpython"
+
+
+@dataclass(frozen=True)
 class SpeakerSettings:
     """The daemon-side facts the rendered config needs besides the DesiredNode."""
 
@@ -54,6 +65,11 @@ class SpeakerSettings:
     router_id: str | None = None  # used when the DesiredNode has none
     node_ipv4: str | None = None
     node_ipv6: str | None = None
+    launcher: ExaBGPCommand | None = None  # None: run ``exabgp`` as it is
+
+    @property
+    def command(self) -> ExaBGPCommand:
+        return self.launcher or ExaBGPCommand((self.exabgp,))
 
 
 def render_config(desired: DesiredNode, settings: SpeakerSettings) -> str:

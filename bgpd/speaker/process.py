@@ -264,7 +264,8 @@ class ExaBGPSpeaker:
         os.replace(tmp, self.config_path)
 
     def _child_env(self) -> dict[str, str]:
-        return {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), **environment()}
+        return {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), **environment(),
+                **dict(self._settings.command.env)}
 
     async def _validate(self, desired: DesiredNode) -> None:
         """Ask ExaBGP to parse the new config first: a rejected reload would leave it silently stale."""
@@ -275,7 +276,7 @@ class ExaBGPSpeaker:
             handle.write(text)
         try:
             proc = await asyncio.create_subprocess_exec(
-                self._settings.exabgp, "validate", str(probe), env=self._child_env(),
+                *self._settings.command.argv, "validate", str(probe), env=self._child_env(),
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
             output, _ = await proc.communicate()
         finally:
@@ -287,12 +288,13 @@ class ExaBGPSpeaker:
     async def _spawn(self) -> None:
         self._connected.clear()
         self._proc = await asyncio.create_subprocess_exec(
-            *self._prefix, self._settings.exabgp, "server", str(self.config_path),
+            *self._prefix, *self._settings.command.argv, "server", str(self.config_path),
             env=self._child_env(), stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_parent,
         )
-        log.info("exabgp_started", pid=self._proc.pid, restarts=self.restarts)
+        log.info("exabgp_started", pid=self._proc.pid, restarts=self.restarts,
+                 interpreter=self._settings.command.interpreter)
         assert self._proc.stdout is not None
         self._tasks.append(asyncio.create_task(self._pump_log(self._proc.stdout), name="exabgp-log"))
 

@@ -32,8 +32,9 @@ from bgpd.speaker.codec import (
     announce,
     end_of_rib,
 )
-from bgpd.speaker.config import SpeakerSettings
+from bgpd.speaker.config import ExaBGPCommand, SpeakerSettings
 from bgpd.speaker.gtsm import apply_rules, gtsm_rules
+from bgpd.speaker.interpreter import choose
 from bgpd.speaker.process import ExaBGPSpeaker, default_bridge_command
 
 pytestmark = pytest.mark.lab
@@ -159,10 +160,21 @@ class Recorder:
         return {prefix for event in routes for prefix in event.prefixes}
 
 
-async def run_speaker(tmp_path: Path, ns: str, desired: DesiredNode) -> ExaBGPSpeaker:
+@pytest.fixture(params=["cpython", "pypy"])
+def launcher(request: pytest.FixtureRequest, tmp_path: Path) -> ExaBGPCommand:
+    """ExaBGP under each interpreter bgpd can choose (bgpd.speaker.interpreter)."""
+    choice = request.param
+    command, reason = asyncio.run(choose(choice, EXABGP, tmp_path / "interp", exabgp_is_default=True))
+    if command.interpreter != choice:
+        pytest.skip(f"PYPY SKIPPED: {reason}")
+    return command
+
+
+async def run_speaker(tmp_path: Path, ns: str, desired: DesiredNode,
+                      launcher: ExaBGPCommand | None = None) -> ExaBGPSpeaker:
     run_dir = tmp_path / "run"
     settings = SpeakerSettings(bridge_command=default_bridge_command(), api_socket=str(run_dir / "api.sock"),
-                               exabgp=EXABGP, hold_time=9, node_ipv4=A4, node_ipv6=A6)
+                               exabgp=EXABGP, hold_time=9, node_ipv4=A4, node_ipv6=A6, launcher=launcher)
     speaker = ExaBGPSpeaker(settings, run_dir, command_prefix=("ip", "netns", "exec", ns))
     await speaker.start(desired)
     return speaker
@@ -199,11 +211,12 @@ def md5_failures(ns: str) -> int:
 
 
 def scenario(tmp_path: Path, bird_protocols: str, protos: tuple[str, ...], desired: DesiredNode, *,
-             ns: tuple[str, str], body: Callable[[ExaBGPSpeaker, Recorder], Awaitable[None]]) -> None:
+             ns: tuple[str, str], body: Callable[[ExaBGPSpeaker, Recorder], Awaitable[None]],
+             launcher: ExaBGPCommand | None = None) -> None:
     bird = Bird(ns[1], tmp_path, bird_protocols)
 
     async def main() -> None:
-        speaker = await run_speaker(tmp_path, ns[0], desired)
+        speaker = await run_speaker(tmp_path, ns[0], desired, launcher)
         recorder = Recorder(speaker, bird, protos)
         try:
             await body(speaker, recorder)
@@ -220,13 +233,16 @@ def scenario(tmp_path: Path, bird_protocols: str, protos: tuple[str, ...], desir
 # ------------------------------------------------------------------------------------- tests
 
 
-def test_sessions_v4_v6_routes_both_ways(tmp_path: Path, netns: tuple[str, str]) -> None:
+def test_sessions_v4_v6_routes_both_ways(tmp_path: Path, netns: tuple[str, str],
+                                         launcher: ExaBGPCommand) -> None:
     protocols = bgp_protocol("peer4", B4, A4) + bgp_protocol("peer6", B6, A6, channel="ipv6", export="s6")
     desired = node(session(), session(name="Global_fd77_1__2", family=6, peer_ip=B6, source_address=A6))
 
     async def body(speaker: ExaBGPSpeaker, rec: Recorder) -> None:
         bird = rec.bird
         await rec.until("both sessions up in ExaBGP", lambda: rec.up(B4) and rec.up(B6))
+        assert speaker.pid is not None
+        assert ("pypy" in os.readlink(f"/proc/{speaker.pid}/exe")) == (launcher.interpreter == "pypy")
         await rec.until("BIRD Established", lambda: bird.established("peer4") and bird.established("peer6"))
         await rec.until("BIRD's routes", lambda: rec.received(B4) == {"192.0.2.0/24", "198.51.100.0/24"}
                         and rec.received(B6) == {"2001:db8:77::/48"})
@@ -248,10 +264,11 @@ def test_sessions_v4_v6_routes_both_ways(tmp_path: Path, netns: tuple[str, str])
                         and "2001:db8:1::/48" in bird.birdc("show", "route", "protocol", "peer6"))
         assert "(65001,7)" in bird.birdc("show", "route", "203.0.113.0/25", "all")
 
-    scenario(tmp_path, protocols, ("peer4", "peer6"), desired, ns=netns, body=body)
+    scenario(tmp_path, protocols, ("peer4", "peer6"), desired, ns=netns, body=body, launcher=launcher)
 
 
-def test_md5_match_then_mismatch_and_no_secret_leaks(tmp_path: Path, netns: tuple[str, str]) -> None:
+def test_md5_match_then_mismatch_and_no_secret_leaks(tmp_path: Path, netns: tuple[str, str],
+                                                     launcher: ExaBGPCommand) -> None:
     secret = "Se'same open;#}{["  # ExaBGP's tokenizer would split this; BIRD cannot take a double quote
     protocols = bgp_protocol("peer4", B4, A4, extra=f'password "{secret}";')
     desired = node(session(password=Password(secret)))
@@ -275,10 +292,11 @@ def test_md5_match_then_mismatch_and_no_secret_leaks(tmp_path: Path, netns: tupl
         await rec.until("BIRD session down", lambda: not rec.bird.established("peer4"))
         assert not rec.up(B4, after=mark), "a mismatched key must never establish"
 
-    scenario(tmp_path, protocols, ("peer4",), desired, ns=netns, body=body)
+    scenario(tmp_path, protocols, ("peer4",), desired, ns=netns, body=body, launcher=launcher)
 
 
-def test_gtsm_one_hop_forced_active_and_inbound_rule(tmp_path: Path, netns: tuple[str, str]) -> None:
+def test_gtsm_one_hop_forced_active_and_inbound_rule(tmp_path: Path, netns: tuple[str, str],
+                                                     launcher: ExaBGPCommand) -> None:
     protocols = bgp_protocol("peer4", B4, A4, extra="ttl security on;")
     desired = node(session(ttl_security=1, passive=True))  # passive by Calico's rule: rendered active
 
@@ -295,7 +313,7 @@ def test_gtsm_one_hop_forced_active_and_inbound_rule(tmp_path: Path, netns: tupl
         await speaker.stop()
         assert "bgpd_gtsm" not in sh(*prefix, "nft", "list", "tables")
 
-    scenario(tmp_path, protocols, ("peer4",), desired, ns=netns, body=body)
+    scenario(tmp_path, protocols, ("peer4",), desired, ns=netns, body=body, launcher=launcher)
 
 
 def test_passive_session_on_listen_port(tmp_path: Path, netns: tuple[str, str]) -> None:
@@ -388,7 +406,8 @@ def test_graceful_stop_keeps_routes_at_peer_and_drain_withdraws(
     scenario(tmp_path, protocols, ("peer4",), desired, ns=netns, body=body)
 
 
-def test_gtsm_refuses_a_peer_that_does_not_send_ttl_255(tmp_path: Path, netns: tuple[str, str]) -> None:
+def test_gtsm_refuses_a_peer_that_does_not_send_ttl_255(tmp_path: Path, netns: tuple[str, str],
+                                                        launcher: ExaBGPCommand) -> None:
     protocols = bgp_protocol("peer4", B4, A4)  # no GTSM: BIRD's packets arrive with TTL 64
     desired = node(session(ttl_security=1))
     prefix = ("ip", "netns", "exec", netns[0])
@@ -406,4 +425,4 @@ def test_gtsm_refuses_a_peer_that_does_not_send_ttl_255(tmp_path: Path, netns: t
                         lambda: tcp_ext(netns[0], "TCPMinTTLDrop") > min_ttl_drops)
         assert not rec.bird.established("peer4") and not rec.up(B4)
 
-    scenario(tmp_path, protocols, ("peer4",), desired, ns=netns, body=body)
+    scenario(tmp_path, protocols, ("peer4",), desired, ns=netns, body=body, launcher=launcher)

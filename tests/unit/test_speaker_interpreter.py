@@ -1,0 +1,67 @@
+"""Choosing ExaBGP's interpreter: PyPy runs the package bgpd imports, with a clean fallback to CPython."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bgpd.speaker import interpreter
+from bgpd.speaker.config import ExaBGPCommand
+from bgpd.speaker.interpreter import Interpreter, choose, exabgp_package
+
+PYPY = shutil.which("pypy3")
+
+
+def run(choice: Interpreter, tmp_path: Path, *, default: bool = True, pypy3: str | None = None
+        ) -> tuple[ExaBGPCommand, str]:
+    run_dir = tmp_path / "run"
+    return asyncio.run(choose(choice, "/opt/exabgp", run_dir, exabgp_is_default=default, pypy3=pypy3))
+
+
+def test_cpython_runs_the_configured_exabgp_as_it_is(tmp_path: Path) -> None:
+    command, reason = run("cpython", tmp_path)
+    assert command == ExaBGPCommand(("/opt/exabgp",)) and "cpython" in reason
+
+
+def test_auto_keeps_an_explicitly_configured_exabgp(tmp_path: Path) -> None:
+    command, reason = run("auto", tmp_path, default=False, pypy3="/usr/bin/false")
+    assert command.argv == ("/opt/exabgp",) and "exabgp is set to /opt/exabgp" in reason
+
+
+@pytest.mark.parametrize("choice", ["auto", "pypy"])
+def test_no_pypy_falls_back_to_cpython(choice: Interpreter, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interpreter, "find_pypy", lambda: None)
+    command, reason = run(choice, tmp_path)
+    assert command.argv == ("/opt/exabgp",) and command.interpreter == "cpython"
+    assert reason.startswith("no pypy3 on PATH")
+
+
+def test_a_pypy_that_cannot_import_exabgp_falls_back_with_its_error(tmp_path: Path) -> None:
+    broken = tmp_path / "pypy3"
+    broken.write_text("#!/bin/sh\necho 'ImportError: no module named exabgp.reactor' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    command, reason = run("pypy", tmp_path, pypy3=str(broken))
+    assert command.interpreter == "cpython"
+    assert reason == f"{broken} cannot run ExaBGP: exit status 3: ImportError: no module named exabgp.reactor"
+
+
+@pytest.mark.skipif(PYPY is None, reason="PYPY SKIPPED: no pypy3 on PATH (apt-get install pypy3)")
+def test_pypy_runs_the_venvs_exabgp_package_and_sees_nothing_else(tmp_path: Path) -> None:
+    command, reason = run("auto", tmp_path)
+    package = exabgp_package()
+    assert command.interpreter == "pypy" and str(package) in reason
+    env = dict(command.env)
+    path_dir = Path(env["PYTHONPATH"])
+    assert os.listdir(path_dir) == ["exabgp"] and (path_dir / "exabgp").resolve() == package
+    assert env["PYPY_GC_NURSERY"] == "16M"
+    out = subprocess.run([*command.argv, "version"], env={**os.environ, **env}, capture_output=True,
+                         text=True, check=True, timeout=60).stdout
+    assert "ExaBGP : 5." in out and "PyPy" in out
+    # a second start reuses the link
+    assert run("pypy", tmp_path)[0] == command
