@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
 _NO_VALUE: Any = object()
+# A value is shown as repr() would, cut short: a document can hold a 10 MB string or, through YAML
+# aliases, a "billion laughs" list that a plain repr() would take hours to expand.
+_SHOW = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxlong, _SHOW.maxother = 3, 200, 100, 200
+_SHOW.maxtuple = _SHOW.maxlist = _SHOW.maxdict = _SHOW.maxset = _SHOW.maxfrozenset = 10
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,7 @@ class ConfigError:
         where = f"{self.source}:{self.doc} {self.kind or '?'}/{self.name or '?'}"
         text = f"{where} {self.field}: {self.problem}" if self.field else f"{where}: {self.problem}"
         if self.value is not _NO_VALUE:
-            text += f"; got {self.value!r}"
+            text += f"; got {_SHOW.repr(self.value)}"
         return text
 
     def to_json(self) -> dict[str, Any]:
