@@ -145,10 +145,12 @@ class Rib:
             before = self._state(prefix)
             adj.routes[prefix] = attrs
             adj.stale.pop(prefix, None)
-            if self._adopted:
+            result = imported(prefix, attrs)
+            if self._adopted and result is not None:
                 # Re-learned: the adopted kernel route has done its job and must not come back later.
+                # A copy import rejects (e.g. a peer's block sent back by a ToR, an AS loop) is none.
                 self._adopted.pop(prefix, None)
-            adj.record(prefix, attrs, imported(prefix, attrs))
+            adj.record(prefix, attrs, result)
             self._diff(
                 prefix, before, self._state(prefix), old_targets=targets, new_targets=targets,
                 old_local=self._local, fib=fib, out=out,

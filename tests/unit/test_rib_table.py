@@ -197,6 +197,14 @@ def test_a_relearned_adopted_route_does_not_come_back_after_withdrawal() -> None
     assert rib.withdraw("tor1", [P]).fib == fib((P, None))
 
 
+def test_an_adopted_route_stays_when_only_a_rejected_copy_comes_back() -> None:
+    """After a restart a ToR sends a mesh peer's block back (AS loop): no replacement for the kernel's."""
+    rib = rib_with(TOR1)
+    rib.adopt({P: ("10.0.0.2",)}, 60.0)
+    assert rib.update("tor1", [P], attrs("10.0.1.1", as_path=(65001, LOCAL_AS))).fib == ()
+    assert rib.fib()[P].nexthops == ("10.0.0.2",)
+
+
 def test_adopted_routes_go_at_the_deadline() -> None:
     rib = rib_with(TOR1)
     rib.adopt({P: ("10.0.1.1",)}, 60.0)
