@@ -288,9 +288,13 @@ class Reconciler:
         elif was_up and state != ESTABLISHED:
             # A NOTIFICATION (e.g. a Cease on shutdown) ends the session for good: routes are kept
             # only when it dropped without one (RFC 4724 §4.2).
-            graceful = s.peer_restart_time is not None and s.notification is None
+            # ExaBGP itself went away (it is restarted): we are the restarting side, so every peer's
+            # routes keep forwarding, GR or not, until re-learned (End-of-RIB) or the restart deadline.
+            graceful = event.local or (s.peer_restart_time is not None and s.notification is None)
+            keep_for = self.restart_deadline if event.local else None
             log.info("session_down", peer=name, peer_ip=s.desired.peer_ip, reason=s.reason, graceful=graceful)
-            await self._emit(self.rib.peer_down(name, self.clock.monotonic(), graceful=graceful))
+            now = self.clock.monotonic()
+            await self._emit(self.rib.peer_down(name, now, graceful=graceful, keep_for=keep_for))
 
     # ---------------------------------------------------------------- timers
 

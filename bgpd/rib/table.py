@@ -107,17 +107,19 @@ class Rib:
 
         return self._change_all(mutate)
 
-    def peer_down(self, name: str, now: float, graceful: bool) -> RibDiff:
-        """Session lost. With graceful restart its routes stay, stale, until End-of-RIB or the deadline."""
+    def peer_down(self, name: str, now: float, graceful: bool, keep_for: float | None = None) -> RibDiff:
+        """Session lost. With graceful restart its routes stay, stale, until End-of-RIB or the deadline:
+        the peer's restart time, or ``keep_for`` seconds when given (our own speaker restarting)."""
         adj = self._adj[name]
-        keep = graceful and adj.info.gr_restart_time is not None
+        restart = adj.info.gr_restart_time if keep_for is None else keep_for
+        keep = graceful and restart is not None
 
         def mutate() -> None:
             adj.established = False
             if keep:
-                assert adj.info.gr_restart_time is not None
+                assert restart is not None
                 adj.stale.update(adj.routes)
-                adj.stale_deadline = now + adj.info.gr_restart_time
+                adj.stale_deadline = now + restart
             else:
                 adj.stale.clear()
                 adj.changed.clear()

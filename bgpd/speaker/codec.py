@@ -30,6 +30,7 @@ class PeerState:
     peer_ip: str
     state: PeerStateName
     reason: str | None = None
+    local: bool = False  # down because ExaBGP itself went away (not the peer, not the network)
 
 
 @dataclass(frozen=True)

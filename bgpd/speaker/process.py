@@ -347,7 +347,7 @@ class ExaBGPSpeaker:
     async def _channel_lost(self) -> None:
         """Every session ended with the child: say so per peer, and fail the waiting senders."""
         for peer in sorted(self._up):
-            self._events.put_nowait(PeerState(peer, "down", f"exabgp exited ({self.last_exit})"))
+            self._events.put_nowait(PeerState(peer, "down", f"exabgp exited ({self.last_exit})", local=True))
         self._up.clear()
         self._connected.clear()
         if self._writer is not None:

@@ -362,6 +362,30 @@ def test_exabgp_restart_keeps_routes_then_replays_exports_before_eor() -> None:
     assert P1 in w.fib.routes and P2 not in w.fib.routes
 
 
+def test_exabgp_lost_keeps_a_non_gr_peers_routes_until_it_resyncs() -> None:
+    """We are the restarting side: the kernel keeps forwarding whatever the peer offered."""
+    w = started()
+    w.receive(M2, P1, P2)
+    w.event(PeerState("10.0.0.2", "down", "exabgp exited (killed by signal SIGKILL)", local=True))
+    assert P1 in w.fib.routes and w.r.status().routes_stale == 2
+    w.up(M2)
+    w.receive(M2, P1)
+    w.event(EndOfRib("10.0.0.2", V4))
+    assert P1 in w.fib.routes and P2 not in w.fib.routes
+
+
+def test_a_cease_or_an_unlisted_family_ends_graceful_restart() -> None:
+    w = gr_peer()
+    w.event(NotificationEvent("10.0.0.2", "receive", 6, 2, "Administrative Shutdown"),
+            PeerState("10.0.0.2", "down", "notification received (6,2)"))
+    assert P1 not in w.fib.routes  # a Cease: the peer is not coming back
+    w.event(PeerOpen("10.0.0.2", "10.0.0.2", 64512, 90, 120, ()))  # GR "aware": no family kept
+    w.up(M2)
+    w.receive(M2, P1)
+    w.event(PeerState("10.0.0.2", "down", "Connection closed"))
+    assert P1 not in w.fib.routes
+
+
 def test_export_changes_go_to_established_sessions_only() -> None:
     w = World()
     w.apply("a", A)
