@@ -123,3 +123,17 @@ def remove_resources(lab: Lab, file: str) -> None:
 
 def topology_path(name: str) -> Path:
     return TOPOLOGIES / f"{name}.yaml"
+
+
+class RouteMonitor:
+    """``ip monitor route`` in a node's namespace from now until `stop`, which returns the lines of
+    bgpd's routes (proto 44) the kernel deleted."""
+
+    def __init__(self, lab: Lab, node: str) -> None:
+        self._proc = subprocess.Popen(["ip", "-n", lab[node].ns, "monitor", "route"],
+                                      stdout=subprocess.PIPE, text=True)
+
+    def stop(self) -> list[str]:
+        self._proc.terminate()
+        out, _ = self._proc.communicate(timeout=10)
+        return [line for line in out.splitlines() if line.startswith("Deleted") and f"proto {PROTO}" in line]
