@@ -29,8 +29,15 @@ def may_advertise(source: PeerInfo | None, attrs: PathAttributes, target: PeerIn
 
 def admit(path: Path, prefix: str, target: PeerInfo, local: LocalInfo) -> PathAttributes | None:
     """The route's attributes after ``target``'s export chain, or None when it is not sent there."""
+    if not may_advertise(path[0], path[1], target, local):
+        return None
+    return export_chain(path, prefix, target, local)
+
+
+def export_chain(path: Path, prefix: str, target: PeerInfo, local: LocalInfo) -> PathAttributes | None:
+    """`admit` for a route that `may_advertise` to ``target``: the checks that depend on the prefix."""
     source, attrs = path
-    if family_of(prefix) not in target.families or not may_advertise(source, attrs, target, local):
+    if family_of(prefix) not in target.families:
         return None
     if not target.filters:  # the common case, without building a context for the rules
         return attrs if calico_export(local.export_policy, prefix) else None

@@ -17,6 +17,8 @@ _MARTIANS: tuple[IPNetwork, ...] = (
     *(IPv6Network(n) for n in ("::/128", "::1/128", "::ffff:0:0/96", "fe80::/10", "ff00::/8")),
 )
 DEFAULT_ROUTES = frozenset({"0.0.0.0/0", "::/0"})
+# IPv4 first octets outside every martian (the common case, decided without parsing the prefix)
+_PLAIN_FIRST_OCTETS = frozenset(str(octet) for octet in range(1, 224) if octet not in (127, 169))
 
 
 def family_of(prefix: str) -> Family:
@@ -33,12 +35,10 @@ def is_martian(prefix: str) -> bool:
     The common case (a unicast IPv4 prefix) is decided from the first octet without parsing.
     A default route is not a martian; whether it is installed is a separate decision.
     """
+    if prefix.partition(".")[0] in _PLAIN_FIRST_OCTETS:
+        return False
     if is_default(prefix):
         return False
-    if ":" not in prefix:
-        first = int(prefix[: prefix.index(".")])
-        if first not in (0, 127, 169) and first < 224:
-            return False
     route = span(prefix)
     return any(inside(route, m) for m in spans(_MARTIANS))
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from bgpd.bgp import Family, PathAttributes
 from bgpd.rib.adjin import AdjRibIn, PeerStatus, importer
 from bgpd.rib.decision import select
-from bgpd.rib.export import Path, admit, outbound, rewrite
+from bgpd.rib.export import Path, export_chain, may_advertise, outbound, rewrite
 from bgpd.rib.fib import Announce, FibChange, FibKind, Outbound, RibDiff, Withdraw
 from bgpd.rib.peer import LocalInfo, PeerInfo, local_attributes
 from bgpd.rib.prefix import DEFAULT_ROUTES, covered_by, family_of
@@ -38,6 +38,8 @@ class Rib:
         self._local_paths = self._paths_of(local)
         self._own = self._local_paths.keys() | local.blackholes
         self._rewrites: dict[tuple[int, ...], tuple[object, ...]] = {}
+        self._gates: dict[tuple[int, ...], tuple[object, ...]] = {}
+        self._entries: dict[str, FibEntry] = {}
         self._adj: dict[str, AdjRibIn] = {}
         self._adopted: dict[str, tuple[str, ...]] = {}
         self._adopted_deadline: float | None = None
@@ -140,13 +142,16 @@ class Rib:
         fib: list[FibChange] = []
         out: list[Outbound] = []
         targets = self._targets()
+        state, others = self._state_from, self._others(adj)
+        routes, stale = adj.routes, adj.stale
         for prefix in prefixes:
-            if prefix not in adj.routes and limit is not None and len(adj.routes) >= limit:
+            if limit is not None and len(routes) >= limit and prefix not in routes:
                 adj.dropped += 1
                 continue
-            before = self._state(prefix)
-            adj.routes[prefix] = attrs
-            adj.stale.pop(prefix, None)
+            before = state(adj, others, prefix)
+            routes[prefix] = attrs
+            if stale:
+                stale.pop(prefix, None)
             result = imported(prefix, attrs)
             if self._adopted and result is not None:
                 # Re-learned: the adopted kernel route has done its job and must not come back later.
@@ -154,7 +159,7 @@ class Rib:
                 self._adopted.pop(prefix, None)
             adj.record(prefix, attrs, result)
             self._diff(
-                prefix, before, self._state(prefix), old_targets=targets, new_targets=targets,
+                prefix, before, state(adj, others, prefix), old_targets=targets, new_targets=targets,
                 old_local=self._local, fib=fib, out=out,
             )
         return RibDiff(tuple(fib), tuple(out))
@@ -164,15 +169,16 @@ class Rib:
         fib: list[FibChange] = []
         out: list[Outbound] = []
         targets = self._targets()
+        state, others = self._state_from, self._others(adj)
         for prefix in prefixes:
             if prefix not in adj.routes and prefix not in adj.stale:
                 continue
-            before = self._state(prefix)
+            before = state(adj, others, prefix)
             adj.routes.pop(prefix, None)
             adj.stale.pop(prefix, None)
             adj.changed.pop(prefix, None)
             self._diff(
-                prefix, before, self._state(prefix), old_targets=targets, new_targets=targets,
+                prefix, before, state(adj, others, prefix), old_targets=targets, new_targets=targets,
                 old_local=self._local, fib=fib, out=out,
             )
         return RibDiff(tuple(fib), tuple(out))
@@ -282,11 +288,47 @@ class Rib:
             return None, (None if adopted is None else ("unicast", adopted))
         if len(cands) == 1:
             best = cands[0]
-            hops: tuple[str, ...] = (best.attrs.next_hop,)
+            entry = self._unicast(best.attrs.next_hop)
         else:
             best, group = select(cands)
-            hops = tuple(sorted({c.attrs.next_hop for c in group}))
-        return (best.peer, best.attrs), (("unicast", hops) if self._installable(prefix) else None)
+            entry = ("unicast", tuple(sorted({c.attrs.next_hop for c in group})))
+        return (best.peer, best.attrs), (entry if self._installable(prefix) else None)
+
+    def _unicast(self, next_hop: str) -> FibEntry:
+        """One shared entry per next hop: diffs compare it by identity first, and the kernel encoder
+        reuses a message template while consecutive routes carry the same next-hop object."""
+        entry = self._entries.get(next_hop)
+        if entry is None:
+            if len(self._entries) > 4096:
+                self._entries.clear()
+            entry = self._entries[next_hop] = ("unicast", (next_hop,))
+        return entry
+
+    def _others(self, adj: AdjRibIn) -> list[AdjRibIn]:
+        """The sessions besides ``adj`` that hold any route (the only ones that can compete)."""
+        return [a for a in self._adj.values() if a is not adj and (a.routes or a.stale)]
+
+    def _state_from(self, adj: AdjRibIn, others: list[AdjRibIn], prefix: str) -> State:
+        """`_state(prefix)` for an event of session ``adj``; ``others`` = `_others(adj)` now.
+
+        The hot path of a session's UPDATEs: when no other session holds the prefix and it is not
+        the node's own, the answer comes from ``adj`` alone, without candidates and the decision
+        process (the property test checks it against `_state` through `fib()` and `adj_out()`).
+        """
+        if prefix in self._own:
+            return self._state(prefix)
+        for other in others:
+            if prefix in other.routes or prefix in other.stale:
+                return self._state(prefix)
+        attrs = adj.routes.get(prefix)
+        if attrs is None:
+            attrs = adj.stale.get(prefix)
+        if attrs is not None and adj.changed:
+            attrs = adj.changed.get(prefix, attrs)  # the import result where it differs
+        if attrs is None:
+            adopted = self._adopted.get(prefix) if self._adopted else None
+            return None, (None if adopted is None else ("unicast", adopted))
+        return (adj.info, attrs), (self._unicast(attrs.next_hop) if self._installable(prefix) else None)
 
     def _installable(self, prefix: str) -> bool:
         if prefix in DEFAULT_ROUTES:
@@ -352,17 +394,18 @@ class Rib:
         fib: list[FibChange],
         out: list[Outbound],
     ) -> None:
-        if before[1] != after[1]:
-            entry = after[1]
-            self._installed += (entry is not None) - (before[1] is not None)
-            fib.append(FibChange(prefix, None) if entry is None else FibChange(prefix, entry[1], entry[0]))
+        old_path, old_entry = before
+        new_path, new_entry = after
+        if old_entry is not new_entry and old_entry != new_entry:
+            self._installed += (new_entry is not None) - (old_entry is not None)
+            fib.append(FibChange(prefix, None) if new_entry is None
+                       else FibChange(prefix, new_entry[1], new_entry[0]))
         was, now = _installed_by(before), _installed_by(after)
         if was != now:
             for name, step in ((was, -1), (now, 1)):
                 adj = self._adj.get(name) if name else None
                 if adj is not None:
                     adj.installed += step
-        old_path, new_path = before[0], after[0]
         if old_path == new_path and old_targets is new_targets and old_local is self._local:
             return
         for name, target in new_targets.items():
@@ -386,20 +429,33 @@ class Rib:
         return RibDiff((), tuple(out))
 
     def _outbound(self, path: Path, prefix: str, target: PeerInfo, local: LocalInfo) -> PathAttributes | None:
-        """`outbound`, with the rewrite shared by all prefixes that share attributes: cheaper, and the
-        speaker can pack announcements with the same attributes object into one UPDATE."""
-        out = admit(path, prefix, target, local)
-        if out is None:
+        """`outbound`, with the work shared by all prefixes that share attributes: BGP's own rules
+        (`may_advertise`) and the rewrite are computed once per (attributes, source, target, local).
+        Cheaper, and the speaker packs announcements with the same attributes object into one UPDATE."""
+        source, attrs = path
+        gate = self._shared(self._gates, attrs, source, target, local, gated=True)
+        if gate is None:
             return None
-        source = path[0]
-        key = (id(out), id(source), id(target), id(local))
-        hit = self._rewrites.get(key)
-        if hit is not None and hit[0] is out and hit[1] is source and hit[2] is target and hit[3] is local:
+        out = export_chain(path, prefix, target, local)
+        if out is attrs or out is None:
+            return None if out is None else gate
+        return self._shared(self._rewrites, out, source, target, local, gated=False)  # a filter changed it
+
+    @staticmethod
+    def _shared(cache: dict[tuple[int, ...], tuple[object, ...]], attrs: PathAttributes,
+                source: PeerInfo | None, target: PeerInfo, local: LocalInfo, *, gated: bool
+                ) -> PathAttributes | None:
+        """The rewrite of ``attrs`` for ``target``, remembered by the identities of the four objects
+        (the entry keeps them alive); ``gated``: None where BGP's rules forbid sending it."""
+        key = (id(attrs), id(source), id(target), id(local))
+        hit = cache.get(key)
+        if hit is not None and hit[0] is attrs and hit[1] is source and hit[2] is target and hit[3] is local:
             return hit[4]  # type: ignore[return-value]
-        if len(self._rewrites) > 4096:
-            self._rewrites.clear()
-        result = rewrite(source, out, target, local)
-        self._rewrites[key] = (out, source, target, local, result)  # the references keep the ids valid
+        if len(cache) > 4096:
+            cache.clear()
+        allowed = not gated or may_advertise(source, attrs, target, local)
+        result = rewrite(source, attrs, target, local) if allowed else None
+        cache[key] = (attrs, source, target, local, result)
         return result
 
     def _sweep(self, adj: AdjRibIn, prefixes: list[str]) -> RibDiff:

@@ -9,6 +9,7 @@ import pytest
 from bgpd.desired import DesiredNode, DesiredSession, ExportPolicy
 from bgpd.model.resources import FilterRule
 from bgpd.rib import Announce, FibChange, LocalInfo, PeerInfo, Rib, RibDiff, Withdraw
+from bgpd.rib.prefix import _MARTIANS, inside, is_martian, net_span, span
 from tests.unit.test_rib_support import LOCAL_AS, attrs, bgp_filter, exports, local, peer, rib_with
 
 TOR1 = peer("tor1", "10.0.1.1", asn=65001)
@@ -55,6 +56,23 @@ def test_martians_are_never_installed(prefix: str) -> None:
     rib = rib_with(tor)
     assert rib.update("tor", [prefix], attrs("10.0.1.1", as_path=(65001,))) == RibDiff()
     assert rib.status("tor").received == 1 and rib.status("tor").accepted == 0
+
+
+def test_another_sessions_stale_route_takes_over_when_the_fresh_one_is_withdrawn() -> None:
+    rib = rib_with(TOR1, TOR2)
+    rib.update("tor1", [P], ROUTE)
+    rib.update("tor2", [P], ROUTE2)
+    assert rib.peer_down("tor1", 0.0, graceful=True).fib == fib((P, ("10.0.2.1",)))  # stale loses
+    assert rib.withdraw("tor2", [P]).fib == fib((P, ("10.0.1.1",)))  # the stale one is all there is
+    assert rib.update("tor2", [P], ROUTE2).fib == fib((P, ("10.0.2.1",)))
+
+
+def test_martian_shortcut_agrees_with_the_span_check() -> None:
+    """is_martian decides most IPv4 prefixes by their first octet; the full check must agree."""
+    martians = tuple(net_span(n) for n in _MARTIANS)
+    for octet in range(256):
+        for prefix in (f"{octet}.0.0.0/8", f"{octet}.254.1.0/24", f"{octet}.1.2.3/32", f"{octet}.0.0.0/4"):
+            assert is_martian(prefix) == any(inside(span(prefix), m) for m in martians), prefix
 
 
 def test_default_route_only_when_configured() -> None:
