@@ -210,5 +210,17 @@ def machine() -> dict[str, Any]:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "?")
     return {"nproc": os.cpu_count(), "kernel": os.uname().release, "cpu": cpu,
-            "date": time.strftime("%Y-%m-%d", time.gmtime()), "load1": os.getloadavg()[0]}
+            "date": time.strftime("%Y-%m-%d", time.gmtime()), "load1": os.getloadavg()[0],
+            "bgpd_tree": bgpd_tree()}
+
+
+def bgpd_tree() -> str:
+    """The commit bgpd ran from, ``+dirty`` when bgpd/ has uncommitted changes (the figures belong
+    to exactly that code)."""
+    repo = Path(__file__).resolve().parent.parent.parent
+    git = ["git", "-C", str(repo)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "bgpd"], capture_output=True, text=True,
+                           check=False)
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 

@@ -37,13 +37,16 @@ CATEGORIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pa
 
 
 def process_of(root: str) -> str:
-    """py-spy's root frame, e.g. ``process 123:"/venv/bin/python /venv/bin/bgpd run ..."``."""
+    """py-spy's process frame, e.g. ``process 123:"/venv/bin/python /venv/bin/bgpd run ..."`` (the
+    command line as py-spy first saw it: the plugin's PID may still have been the shell that execs)."""
     cmd = root.split(":", 1)[-1]
+    if " validate " in cmd:
+        return "start-up: exabgp validate"
     if "bridge.py" in cmd:
         return "ExaBGP API bridge"
     if "exabgp" in cmd.split()[0] or " -m exabgp" in cmd or "bin/exabgp" in cmd:
         return "ExaBGP"
-    if "bgpd" in cmd:
+    if "bgpd" in cmd:  # bgpd itself, or the plugin's shell that exec'd it
         return "bgpd"
     return cmd[:40]
 
@@ -70,9 +73,11 @@ def main() -> None:
             if not stack or not count.isdigit():
                 continue
             frames = stack.split(";")
-            proc = process_of(frames[0]) if frames[0].startswith("process ") else "?"
+            # --subprocesses nests the process frames (parent;child;...): the innermost one ran this
+            procs = [i for i, f in enumerate(frames) if f.startswith("process ")]
+            proc = process_of(frames[procs[-1]]) if procs else "?"
             by_proc[proc] += int(count)
-            by_cat[(proc, category(frames[1:]))] += int(count)
+            by_cat[(proc, category(frames[procs[-1] + 1 if procs else 0:]))] += int(count)
             leaves.setdefault(proc, Counter())[re.sub(r":\d+\)$", ")", frames[-1])] += int(count)
     total = sum(by_proc.values()) or 1
     print("| process | category | samples | share of all |")
