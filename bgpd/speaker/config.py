@@ -11,7 +11,10 @@ Rules that come from lab findings (../shared/reference/exabgp.md) rather than ta
   connected link, and the other choice (`local-address auto`) cannot listen and cannot match inbound
   connections. Only an *active* session with no known node address of its family falls back to `auto`.
 - Passive sessions get their own `listen <listenPort or 179>`: the global `exabgp.tcp.bind` listener does
-  not enforce GTSM, so it stays empty.
+  not enforce GTSM, so it stays empty. Active sessions (except GTSM ones, and those with no known local
+  address) listen too: Calico's node-scoped, peerSelector and reverse peerings are active at both ends,
+  and a node whose sessions are all active (a route reflector once the mesh is off) would otherwise
+  refuse every connection its peers open -- two such bgpd nodes never met.
 - Deviation from Calico's passive rule: a GTSM session (`ttlSecurity`) is always rendered ACTIVE. ExaBGP's
   listener answers with TTL 64 (a GTSM peer that sets its minimum TTL before connecting, like FRR, can
   never get in) and a shared listener socket would impose one peer's minimum TTL on the others (§4).
@@ -105,10 +108,13 @@ def _neighbor(
         f"peer-as {session.remote_as};",
         f"hold-time {_hold_time(session, settings)};",
     ]
+    listen = f"listen {desired.listen_port or DEFAULT_BGP_PORT};"
     if passive:
-        body += ["passive true;", f"listen {desired.listen_port or DEFAULT_BGP_PORT};"]
+        body += ["passive true;", listen]
     else:
         body += ["passive false;", f"connect {session.port or DEFAULT_BGP_PORT};"]
+        if session.ttl_security is None and not body[2].endswith(" auto;"):
+            body.append(listen)  # the peer may dial too (module doc)
     if session.password is not None:
         body += [f'md5-password "{_md5(session, where)}";', "md5-base64 true;"]
     if session.ttl_security is not None:
