@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import structlog
 
@@ -115,17 +117,48 @@ class ExaBGPPort:
 
 class KernelFibPort:
     """FibPort over bgpd.kernel.fib.KernelFib: its calls are synchronous and not thread-safe, so
-    they run on one worker thread (sendto() releases the GIL: the loop keeps running meanwhile)."""
+    they run on one worker thread (sendto() releases the GIL: the loop keeps running meanwhile).
+
+    apply() does not wait for the kernel: changes join a pending batch and one flush job per batch
+    is queued on the worker, so the reconciler decodes the next UPDATEs while the kernel installs
+    the last ones (on the second core), and whatever arrives meanwhile goes in one bigger batch.
+    Everything runs on that one worker in submission order, so dump() and sweep() see every change
+    applied before them. Failures are logged and counted when their batch completes.
+    """
 
     def __init__(self, table: int, protocol: int) -> None:
         self._fib = KernelFib(table, protocol)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bgpd-fib")
+        self._lock = threading.Lock()
+        self._pending: list[FibChange] = []
+        self._queued = False  # a flush job is queued that has not taken the pending batch yet
         self.errors = 0
 
     async def apply(self, changes: Sequence[FibChange]) -> None:
-        kernel = [KernelChange(c.prefix, c.nexthops, c.kind) for c in changes]
-        loop = asyncio.get_running_loop()
-        self._report(await loop.run_in_executor(self._pool, self._fib.apply, kernel), len(kernel))
+        with self._lock:
+            self._pending.extend(changes)
+            if self._queued or not self._pending:
+                return
+            self._queued = True
+        future = asyncio.get_running_loop().run_in_executor(self._pool, self._flush)
+        future.add_done_callback(self._flushed)
+
+    def _flush(self) -> tuple[ApplyResult, int]:
+        with self._lock:
+            batch, self._pending, self._queued = self._pending, [], False
+        # The RIB's FibChange has the kernel's fields (prefix, nexthops, kind): no copy per route
+        # (tests/unit/test_adapters.py keeps the two in step).
+        return self._fib.apply(cast("list[KernelChange]", batch)), len(batch)
+
+    def _flushed(self, future: asyncio.Future[tuple[ApplyResult, int]]) -> None:
+        if future.cancelled():
+            return
+        failure = future.exception()
+        if failure is not None:
+            self.errors += 1
+            log.error("route_install_batch_failed", reason=repr(failure))
+            return
+        self._report(*future.result())
 
     def _report(self, result: ApplyResult, count: int) -> None:
         self.errors += len(result.errors)

@@ -1,0 +1,100 @@
+"""KernelFibPort: apply() never waits for the kernel, batches coalesce, and order is kept."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from bgpd.adapters import KernelFibPort
+from bgpd.kernel.codec import FibChange as KernelChange
+from bgpd.kernel.fib import ApplyResult
+from bgpd.rib import FibChange
+
+
+class FakeFib:
+    """Records what reaches the kernel; the first apply() blocks until released."""
+
+    def __init__(self) -> None:
+        self.calls: list[object] = []
+        self.release = threading.Event()
+        self.fail_next = False
+
+    def apply(self, changes: list[FibChange]) -> ApplyResult:
+        self.release.wait(10)
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError("netlink socket gone")
+        self.calls.append([c.prefix for c in changes])
+        bad = {c.prefix: "EINVAL: bad" for c in changes if c.prefix.startswith("9.")}
+        return ApplyResult(len(changes), bad)
+
+    def dump(self) -> dict[str, object]:
+        self.calls.append("dump")
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def port() -> Iterator[tuple[KernelFibPort, FakeFib]]:
+    port = KernelFibPort(254, 44)
+    port._fib.close()
+    fake = FakeFib()
+    port._fib = fake  # type: ignore[assignment]
+    yield port, fake
+    fake.release.set()
+    port.close()
+
+
+def change(prefix: str) -> FibChange:
+    return FibChange(prefix, ("10.0.0.1",))
+
+
+def test_the_ribs_fib_change_is_what_the_kernel_reads() -> None:
+    """The port hands the RIB's objects to the kernel as they are: same fields, same defaults."""
+    def shape(cls: type) -> list[tuple[str, object]]:
+        return [(f.name, f.default) for f in dataclasses.fields(cls)]
+
+    assert shape(FibChange) == shape(KernelChange)
+
+
+def test_apply_returns_at_once_and_later_changes_coalesce_in_order(
+        port: tuple[KernelFibPort, FakeFib]) -> None:
+    fib_port, fake = port
+
+    async def main() -> None:
+        await fib_port.apply([change("1.0.0.0/24")])  # the worker takes it and blocks in the "kernel"
+        await asyncio.sleep(0.05)
+        await fib_port.apply([change("2.0.0.0/24")])  # returns while the first batch is in the kernel
+        await fib_port.apply([change("3.0.0.0/24"), change("9.0.0.0/24")])
+        await fib_port.apply([])
+        assert fake.calls == []
+        fake.release.set()
+        await fib_port.dump()  # queued behind the flushes: sees every change applied before it
+        await asyncio.sleep(0)  # the done-callbacks run on the loop
+        assert fake.calls == [["1.0.0.0/24"], ["2.0.0.0/24", "3.0.0.0/24", "9.0.0.0/24"], "dump"]
+        assert fib_port.errors == 1
+
+    asyncio.run(main())
+
+
+def test_a_failed_batch_is_counted_and_the_next_one_still_goes(port: tuple[KernelFibPort, FakeFib]) -> None:
+    fib_port, fake = port
+    fake.release.set()
+    fake.fail_next = True
+
+    async def main() -> None:
+        await fib_port.apply([change("1.0.0.0/24")])
+        await fib_port.dump()
+        await fib_port.apply([change("2.0.0.0/24")])
+        await fib_port.dump()
+        await asyncio.sleep(0)
+        assert fake.calls == ["dump", ["2.0.0.0/24"], "dump"]
+        assert fib_port.errors == 1
+
+    asyncio.run(main())
