@@ -97,7 +97,7 @@ class Message:
 
 class Capture:
     """``with Capture(ns, "eth0", path, "tcp port 179"):`` tcpdump runs (unbuffered, full packets)
-    for the block's duration; ``messages()`` decodes the file afterwards."""
+    for the block's duration; ``messages()`` decodes what the file holds (also while it runs)."""
 
     def __init__(self, ns: str, ifname: str, path: Path, bpf: str = "tcp") -> None:
         self.ns, self.ifname, self.path, self.bpf = ns, ifname, path, bpf
@@ -106,8 +106,10 @@ class Capture:
     def __enter__(self) -> Capture:
         self.path.unlink(missing_ok=True)
         self._proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, "tcpdump", "-i", self.ifname, "-U", "-s", "0", "-n",
-             "-w", str(self.path), self.bpf],
+            # --immediate-mode: packets are written as they come, not a buffer timeout later (those
+            # still buffered at SIGINT would be lost), so messages() can also be polled while it runs
+            ["ip", "netns", "exec", self.ns, "tcpdump", "-i", self.ifname, "--immediate-mode", "-U",
+             "-s", "0", "-n", "-w", str(self.path), self.bpf],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # tcpdump writes the file header once the interface is open: packets after that are caught
         wait_until(lambda: self.path.exists() and self.path.stat().st_size >= 24, 10,
@@ -171,6 +173,8 @@ def _tcp_segments(data: bytes) -> list[tuple[str, str, int, bool, bytes]]:
     segments, i = [], 24
     while i + 16 <= len(data):
         incl = struct.unpack(endian + "I", data[i + 8:i + 12])[0]
+        if i + 16 + incl > len(data):  # a capture still being written
+            break
         frame, i = data[i + 16:i + 16 + incl], i + 16 + incl
         if linktype == _LINKTYPE_ETHERNET:
             ethertype, packet = struct.unpack("!H", frame[12:14])[0], frame[14:]
