@@ -56,6 +56,7 @@ BRIDGE_GRACE = 1.0  # for ExaBGP to exit by itself when its bridge went away
 CONNECT_TIMEOUT = 30.0  # how long send() waits for a (re)starting ExaBGP's bridge
 DRAIN_FLUSH = 1.0  # seconds for ExaBGP to put queued withdraws on the wire (see drain())
 LOG_TAIL = 20
+VALIDATE_ATTEMPTS = 3  # `exabgp validate` runs killed by a signal before it counts as a refusal
 
 
 class SpeakerUnavailable(ConnectionError):
@@ -275,15 +276,22 @@ class ExaBGPSpeaker:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self._settings.command.argv, "validate", str(probe), env=self._child_env(),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-            output, _ = await proc.communicate()
+            for _attempt in range(VALIDATE_ATTEMPTS):
+                proc = await asyncio.create_subprocess_exec(
+                    *self._settings.command.argv, "validate", str(probe), env=self._child_env(),
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+                output, _ = await proc.communicate()
+                # Killed by a signal (seen: PyPy's SIGSEGV under load) is no verdict on the config:
+                # a false refusal would leave the node on its old configuration until the next change.
+                if proc.returncode is None or proc.returncode >= 0:
+                    break
+                log.warning("exabgp_validate_crashed", reason=_exit_status(proc.returncode))
         finally:
             probe.unlink()
         if proc.returncode != 0:
             # its output names keywords and line numbers; the MD5 key only appears at DEBUG
-            raise ValueError(f"ExaBGP rejected the configuration: {output.decode(errors='replace')[-500:]}")
+            raise ValueError(f"ExaBGP rejected the configuration ({_exit_status(proc.returncode)}): "
+                             f"{output.decode(errors='replace')[-500:]}")
 
     async def _spawn(self) -> None:
         self._connected.clear()
@@ -337,7 +345,7 @@ class ExaBGPSpeaker:
             self._events.put_nowait(SpeakerRestarted(self.restarts, self.last_exit or ""))
 
     def _describe_exit(self, code: int) -> str:
-        what = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        what = _exit_status(code)
         if self._kill_reason is not None:
             reason, self._kill_reason = self._kill_reason, None
             return f"{what}: {reason}"
@@ -441,3 +449,9 @@ class ExaBGPSpeaker:
                     (self._up.add if event.state == "up" else self._up.discard)(event.peer_ip)
                     self._state_changed.notify_all()
             self._events.put_nowait(event)
+
+
+def _exit_status(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    return f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
