@@ -54,6 +54,7 @@ class DesiredSession:
     filters: tuple[str, ...]
     reachable_by: str | None
     origin: tuple[str, ...]
+    peer_node: str | None = None  # the Calico node at the other end (mesh, peerSelector, a node's IP)
 
     def to_json(self) -> dict[str, Any]:
         return {

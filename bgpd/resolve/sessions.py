@@ -64,7 +64,7 @@ def mesh_sessions(cluster: Cluster, me: NodeFacts, family: Family) -> Iterator[D
             ibgp=remote_as == local_as, passive=passive_by_address(ip, my_ip), rr_client=False,
             rr_cluster_id=None, password=pw, ttl_security=None, max_restart_time=restart,
             keepalive_time=None, source_address=my_ip, next_hop="auto", allow_local_as=None,
-            filters=(), reachable_by=None, origin=(MESH_ORIGIN, f"Node/{m.name}"),
+            filters=(), reachable_by=None, origin=(MESH_ORIGIN, f"Node/{m.name}"), peer_node=m.name,
         )
 
 
@@ -104,7 +104,7 @@ def explicit_session(cluster: Cluster, me: NodeFacts, p: Peering) -> DesiredSess
         max_restart_time=round_seconds(a.restart_time), keepalive_time=round_seconds(a.keepalive_time),
         source_address=my_ip if a.use_node_ip else None, next_hop=_next_hop(a, ibgp),
         allow_local_as=p.allow_local_as if p.allow_local_as > 0 else None, filters=filters,
-        reachable_by=a.reachable_by, origin=p.origin,
+        reachable_by=a.reachable_by, origin=p.origin, peer_node=p.node,
     )
 
 

@@ -99,7 +99,7 @@ def _neighbor(
     desired: DesiredNode, session: DesiredSession, settings: SpeakerSettings, router_id: str
 ) -> list[str]:
     where = f"session {session.name}"
-    passive = session.passive and session.ttl_security is None  # GTSM forces active (module doc)
+    passive = _passive(session, settings)
     body = [
         f'description "{_word(session.name, where)}";',
         f"router-id {router_id};",
@@ -143,6 +143,20 @@ def _peer_ip(session: DesiredSession) -> str:
     if ip.version != session.family:
         raise SpeakerConfigError(f"session {session.name}: peer IP is not IPv{session.family}")
     return str(ip)
+
+
+def _passive(session: DesiredSession, settings: SpeakerSettings) -> bool:
+    """Calico's passive flag, except: GTSM sessions are active (module doc), and between two Calico
+    nodes that Calico has both dial (node-scoped, peerSelector and reverse peerings) only the end with
+    the smaller address as a string dials, the mesh rule. ExaBGP resolves a connection collision by
+    closing its own outgoing connection at both ends, so two bgpd nodes dialling in step never meet
+    (seen with route reflectors and their clients). A BIRD-based Calico node dials either way."""
+    if session.ttl_security is not None:
+        return False
+    if session.passive:
+        return True
+    local = session.source_address or (settings.node_ipv4 if session.family == 4 else settings.node_ipv6)
+    return session.peer_node is not None and local is not None and session.peer_ip > local
 
 
 def _local_address(session: DesiredSession, settings: SpeakerSettings, passive: bool) -> str:

@@ -97,6 +97,18 @@ def test_gtsm_session_is_active_with_ttl_255_out_and_min_ttl_in() -> None:
     assert "incoming-ttl 254;" in text and "outgoing-ttl 255;" in text
 
 
+def test_only_the_smaller_address_dials_another_calico_node_that_calico_has_dial_too() -> None:
+    """ExaBGP at both ends of a collision closes both connections: one end must listen only."""
+    higher = render_config(node(session(name="Node_10_0_0_2", kind="Node", peer_node="n2")), SETTINGS)
+    assert "passive true;" in higher and "connect" not in higher
+    lower = dataclasses.replace(SETTINGS, node_ipv4="10.0.0.3")
+    text = render_config(node(session(name="Node_10_0_0_2", kind="Node", peer_node="n2",
+                                      source_address=None)), lower)
+    assert "passive false;" in text and "connect 179;" in text
+    external = render_config(node(session(name="Node_10_0_0_2", kind="Node")), SETTINGS)
+    assert "passive false;" in external  # a router that is no Calico node may wait for us
+
+
 def test_no_source_address_uses_the_node_address_of_the_family_or_auto_when_active() -> None:
     text = render_config(CASES["ipv6"], SETTINGS)
     assert text.count("local-address fd00::1;") == 2
