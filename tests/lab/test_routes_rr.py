@@ -1,0 +1,102 @@
+"""Issue 4 in the lab: route reflection as in Calico's how-to.
+
+Topology netns-lab/topologies/routes-rr.yaml: rr-1 and rr-2 (one cluster, 244.0.0.1), clients c-1..c-4
+(bgpd, a block and a workload each), mesh off, BGPPeer peer-with-route-reflectors; a BIRD router is
+an iBGP client of both reflectors, so the reflected attributes can be read at a real BGP speaker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from functools import partial
+
+import pytest
+from nslab import Lab
+from nslab.bird import Bird
+from nslab.proc import wait_exit
+
+from tests.lab.routes_util import ContinuousPing, RouteMonitor, kernel, ping, running_lab, wait_for
+
+pytestmark = pytest.mark.lab
+
+RRS = {"rr-1": "10.112.0.1", "rr-2": "10.112.0.2"}
+CLIENTS = {f"c-{i}": (f"10.112.0.1{i}", f"10.244.1{i}.0/26", f"10.244.1{i}.1") for i in range(1, 5)}
+CLUSTER_ID = "244.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def rack() -> Iterator[Lab]:
+    with running_lab("rrr", "routes-rr", wait=60) as built:
+        yield built
+
+
+@pytest.fixture(autouse=True)
+def _dump_on_failure(request: pytest.FixtureRequest, rack: Lab) -> None:
+    request.node.labs = [rack]  # tests/lab/conftest.py attaches every node's state to a failure
+
+
+def client_routes(node: str) -> dict[str, list[str]]:
+    """What ``node``'s kernel must hold: its own block blackholed, every other client's via that client."""
+    return {block: ["blackhole"] if name == node else [ip] for name, (ip, block, _) in CLIENTS.items()}
+
+
+def has_routes(rack: Lab, node: str, routes: dict[str, list[str]]) -> bool:
+    return kernel(rack, node) == routes
+
+
+def test_every_client_learns_every_other_clients_block_through_the_reflectors(rack: Lab) -> None:
+    for node in CLIENTS:
+        wait_for(rack, f"{node}'s kernel", partial(has_routes, rack, node, client_routes(node)))
+    every_block = {block: [ip] for ip, block, _ in CLIENTS.values()}
+    for rr in RRS:  # a reflector is a node too: it routes to every block
+        wait_for(rack, f"{rr}'s kernel", partial(has_routes, rack, rr, every_block))
+
+
+def reflected(bird: Bird, block: str) -> str | None:
+    """BIRD's view of ``block`` once it has it from both reflectors."""
+    out = bird.birdc(f"show route {block} all")
+    return out if out.count("BGP.originator_id") == 2 else None
+
+
+def rr1_down(rack: Lab, node: str) -> bool:
+    return rack.speaker(node).sessions().get(RRS["rr-1"]) not in (None, "Established")
+
+
+def test_reflected_routes_carry_originator_id_and_cluster_list(rack: Lab) -> None:
+    bird = rack["bird"]
+    assert isinstance(bird, Bird)
+    for ip, block, _ in CLIENTS.values():
+        out = wait_for(rack, f"{block} from both reflectors at BIRD", partial(reflected, bird, block)) or ""
+        assert out.count(f"BGP.originator_id: {ip}") == 2, out  # the client that originated it
+        assert out.count(f"BGP.cluster_list: {CLUSTER_ID}\n") == 2, out  # one reflection, our cluster
+        assert out.count(f"via {ip} on eth0") == 2, out  # the next hop is the client's own
+        assert "BGP.as_path: \n" in out  # iBGP: no AS added
+
+
+def test_workloads_ping_across_clients(rack: Lab) -> None:
+    for node, (_, _, src) in CLIENTS.items():
+        for other, (_, _, dst) in CLIENTS.items():
+            if other != node:
+                assert ping(rack, node, src, dst), f"{node} ({src}) -> {other} ({dst})"
+
+
+def test_one_reflector_killed_traffic_keeps_flowing_through_the_other(rack: Lab) -> None:
+    watch = [RouteMonitor(rack, node) for node in CLIENTS]
+    pings = [ContinuousPing(rack, "c-1", CLIENTS["c-1"][2], CLIENTS[c][2]) for c in ("c-2", "c-3", "c-4")]
+    try:
+        ref = rack["rr-1"]._forget("bgpd")
+        assert ref is not None
+        os.killpg(ref.pid, signal.SIGKILL)  # the reflector and its ExaBGP die without a NOTIFICATION
+        wait_exit(ref, timeout=10)
+        for node in CLIENTS:
+            wait_for(rack, f"{node} sees rr-1 gone", partial(rr1_down, rack, node))
+        for node in CLIENTS:  # the routes never moved: rr-2 reflects the same paths
+            assert kernel(rack, node) == client_routes(node)
+    finally:
+        results = [p.stop() for p in pings]
+    gone = [line for m in watch for line in m.stop()]
+    for result in results:
+        assert result["sent"] > 20 and result["lost"] == [], result
+    assert gone == []
