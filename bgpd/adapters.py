@@ -9,12 +9,10 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import cast
 
 import structlog
 
 from bgpd.desired import DesiredNode
-from bgpd.kernel.codec import FibChange as KernelChange
 from bgpd.kernel.fib import ApplyResult, KernelFib
 from bgpd.ports import StorePort
 from bgpd.rib import FibChange
@@ -146,9 +144,7 @@ class KernelFibPort:
     def _flush(self) -> tuple[ApplyResult, int]:
         with self._lock:
             batch, self._pending, self._queued = self._pending, [], False
-        # The RIB's FibChange has the kernel's fields (prefix, nexthops, kind): no copy per route
-        # (tests/unit/test_adapters.py keeps the two in step).
-        return self._fib.apply(cast("list[KernelChange]", batch)), len(batch)
+        return self._fib.apply(batch), len(batch)  # the RIB's FibChange is the kernel's: no copy
 
     def _flushed(self, future: asyncio.Future[tuple[ApplyResult, int]]) -> None:
         if future.cancelled():

@@ -22,6 +22,10 @@ import struct
 from dataclasses import dataclass
 from typing import Literal
 
+# One route to put in (``nexthops`` set, or a blackhole) or take out (``nexthops`` is None): the RIB's
+# own value, so its diffs reach the kernel as they are (one definition, in the pure core).
+from bgpd.rib.fib import FibChange as FibChange  # noqa: PLC0414  (explicit re-export)
+
 # Default protocol number: not in Linux's rtnetlink.h or iproute2's rt_protos (0-4, 8-18, 42, 99,
 # 186-197), not BIRD (12), FRR (186-198), kube-router (17), kube-vip (248) or Felix (80).
 DEFAULT_PROTOCOL = 44
@@ -54,15 +58,6 @@ _unpack_hdr = _HDR.unpack_from
 _unpack_i32 = struct.Struct("=i").unpack_from
 _unpack_u16 = struct.Struct("=HH").unpack_from
 _unpack_u32 = struct.Struct("=I").unpack_from
-
-
-@dataclass(frozen=True, slots=True)
-class FibChange:
-    """One route to put in (``nexthops`` set, or a blackhole) or take out (``nexthops`` is None)."""
-
-    prefix: str
-    nexthops: tuple[str, ...] | None
-    kind: Kind = "unicast"
 
 
 @dataclass(frozen=True, slots=True)
