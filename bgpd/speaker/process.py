@@ -56,6 +56,9 @@ BRIDGE_GRACE = 1.0  # for ExaBGP to exit by itself when its bridge went away
 CONNECT_TIMEOUT = 30.0  # how long send() waits for a (re)starting ExaBGP's bridge
 DRAIN_FLUSH = 1.0  # seconds for ExaBGP to put queued withdraws on the wire (see drain())
 LOG_TAIL = 20
+RELOADED = "loaded new configuration successfully"  # ExaBGP's reactor log line after a reload
+RELOAD_CONFIRM = 1.0  # seconds to wait for it before signalling again
+RELOAD_ATTEMPTS = 10
 VALIDATE_ATTEMPTS = 3  # `exabgp validate` runs killed by a signal before it counts as a refusal
 
 
@@ -113,6 +116,8 @@ class ExaBGPSpeaker:
         self._gtsm: tuple[GtsmRule, ...] = ()
         self._manage_gtsm = manage_gtsm
         self._kill_reason: str | None = None  # why bgpd itself stopped the child, for last_exit
+        self._reloaded = asyncio.Event()  # ExaBGP logged that it loaded the configuration again
+        self._reload_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------------- public interface
 
@@ -187,8 +192,26 @@ class ExaBGPSpeaker:
         await self._validate(desired)
         self._write_config(desired)
         await self._apply_gtsm(desired)
-        if self.pid is not None:
-            os.kill(self.pid, signal.SIGUSR1)
+        if self._reload_task is not None:
+            self._reload_task.cancel()  # the newest file is the one to load
+        self._reload_task = asyncio.create_task(self._reload(), name="exabgp-reload")
+
+    async def _reload(self) -> None:
+        """SIGUSR1 until ExaBGP logs that it reloaded. It drops a SIGUSR1 that comes while it still has
+        updates queued for a peer (reactor/loop.py: the signal is re-armed, then `_pending_adjribout()`
+        skips the reload) or while it handles another signal: seen in the 5-node lab as a node keeping a
+        peer's old AS (NOTIFICATION 2/2 forever) after `bgpd patch node ... asNumber`."""
+        for _attempt in range(RELOAD_ATTEMPTS):
+            pid = self.pid
+            if pid is None:
+                return  # a restarting ExaBGP reads the new file anyway
+            self._reloaded.clear()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reloaded.wait(), RELOAD_CONFIRM)
+                return
+        log.warning("exabgp_reload_unconfirmed", attempts=RELOAD_ATTEMPTS)
 
     async def stop(self, graceful: bool = True) -> None:
         """SIGTERM ExaBGP: sessions close without NOTIFICATION, so GR peers keep our routes as stale.
@@ -201,6 +224,8 @@ class ExaBGPSpeaker:
             with contextlib.suppress(SpeakerUnavailable, ConnectionError, TimeoutError):
                 await asyncio.wait_for(self._teardown_all(), STOP_TIMEOUT)
         self._stopping = True
+        if self._reload_task is not None:
+            self._reload_task.cancel()
         await self._terminate()
         for task in self._tasks:
             task.cancel()
@@ -317,6 +342,8 @@ class ExaBGPSpeaker:
                 return
             text = line.decode(errors="replace").rstrip()
             self._log_tail.append(text)
+            if RELOADED in text:
+                self._reloaded.set()
             log.debug("exabgp_log", line=text)
 
     async def _supervise(self) -> None:
