@@ -96,7 +96,7 @@ class ReconcilerCollector(Collector):
                                   value=r.exabgp_restarts)
         yield GaugeMetricFamily("bgpd_exabgp_up", "1 when the ExaBGP child runs",
                                 value=0.0 if r.speaker.pid is None else 1.0)
-        yield GaugeMetricFamily("bgpd_kernel_routes", "Prefixes bgpd has in the kernel (from BGP)",
+        yield GaugeMetricFamily("bgpd_kernel_routes", "Routes bgpd has in the kernel (any kind)",
                                 value=r.rib.installed)
         yield GaugeMetricFamily("bgpd_kernel_routes_stale", "Kernel routes kept from sessions that went down "
                                 "gracefully", value=r.rib.stale)

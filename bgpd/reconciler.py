@@ -9,7 +9,7 @@ every behaviour here is tested with fake ports, the real RIB and a manual clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
@@ -148,7 +148,7 @@ class Reconciler:
         self._by_ip = {s.peer_ip: s.name for s in desired.sessions}
         self.revision, self.stale, self.stale_errors = snapshot.revision, False, ()
         _log_route_changes(steps, snapshot.revision)
-        await self._emit(diff, extra_fib=_static_changes(steps))
+        await self._emit(diff)
         await self._maybe_sweep()
         return steps
 
@@ -330,16 +330,15 @@ class Reconciler:
         resynced = all(s.eor_seen for s in self.sessions.values())
         if resynced or self.clock.monotonic() >= self._sweep_at:
             self.swept = True
-            keep = set(self.rib.fib()) | {str(r.dst) for r in self.current.static_routes}
+            keep = set(self.rib.fib())
             removed = await self.fib.sweep(keep)
             log.info("kernel_swept", removed=removed, reason="resynced" if resynced else "deadline")
 
     # ---------------------------------------------------------------- output
 
-    async def _emit(self, diff: RibDiff, extra_fib: Sequence[FibChange] = ()) -> None:
-        changes = [*diff.fib, *extra_fib]
-        if changes:
-            await self.fib.apply(changes)
+    async def _emit(self, diff: RibDiff) -> None:
+        if diff.fib:
+            await self.fib.apply(diff.fib)
         out = [item for item in diff.out if item.peer in self.sessions]  # never to a removed session
         for item in out:
             adj_out = self.sessions[item.peer].advertised
@@ -420,12 +419,6 @@ def _log_route_changes(steps: Plan, revision: str) -> None:
             log.info(event, prefix=prefix, reason=reason)
         if len(prefixes) > 100:
             log.info(event, count=len(prefixes), reason=reason)
-
-
-def _static_changes(steps: Plan) -> list[FibChange]:
-    """`reachableBy` host routes: plain unicast routes of ours, outside the RIB."""
-    return [*(FibChange(str(r.dst), None) for r in steps.static_remove),
-            *(FibChange(str(r.dst), (r.via,)) for r in steps.static_add)]
 
 
 def _merge(diffs: Iterable[RibDiff]) -> RibDiff:

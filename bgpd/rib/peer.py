@@ -73,7 +73,9 @@ class LocalInfo:
     """The node: its AS and ids, what it originates, and what must never reach the kernel.
 
     ``cluster_id`` set makes the node a route reflector. ``blackholes`` are installed as blackhole
-    routes; learned routes for any exported prefix are never installed; learned routes inside
+    routes; ``static_routes`` (``reachableBy``: destination, gateway) are installed as they are, over
+    any learned route for the same prefix (BIRD's static protocol beats BGP by preference);
+    learned routes for any exported prefix are never installed; learned routes inside
     ``kernel_reject`` stay in the RIB (and may be reflected) but are not installed; default routes
     are installed only with ``install_default``.
     """
@@ -83,6 +85,7 @@ class LocalInfo:
     cluster_id: str | None = None
     exports: tuple[Export, ...] = ()
     blackholes: frozenset[str] = frozenset()
+    static_routes: tuple[tuple[str, str], ...] = ()
     kernel_reject: tuple[IPNetwork, ...] = ()
     export_policy: ExportPolicy = field(default_factory=ExportPolicy)
     install_default: bool = False
@@ -93,6 +96,7 @@ class LocalInfo:
             as_number=node.as_number, router_id=node.router_id,
             cluster_id=node.rr_cluster_id, exports=node.exports,
             blackholes=frozenset(str(b) for b in node.blackholes),
+            static_routes=tuple((str(r.dst), r.via) for r in node.static_routes),
             kernel_reject=node.kernel_reject, export_policy=node.export_policy,
             install_default=install_default,
         )

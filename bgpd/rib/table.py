@@ -36,7 +36,8 @@ class Rib:
     def __init__(self, local: LocalInfo) -> None:
         self._local = local
         self._local_paths = self._paths_of(local)
-        self._own = self._local_paths.keys() | local.blackholes
+        self._static = dict(local.static_routes)
+        self._own = self._local_paths.keys() | local.blackholes | self._static.keys()
         self._rewrites: dict[tuple[int, ...], tuple[object, ...]] = {}
         self._gates: dict[tuple[int, ...], tuple[object, ...]] = {}
         self._entries: dict[str, FibEntry] = {}
@@ -57,7 +58,8 @@ class Rib:
         def mutate() -> None:
             self._local = local
             self._local_paths = self._paths_of(local)
-            self._own = self._local_paths.keys() | local.blackholes
+            self._static = dict(local.static_routes)
+            self._own = self._local_paths.keys() | local.blackholes | self._static.keys()
             if loop_checks_changed:
                 for adj in self._adj.values():
                     adj.reimport(importer(adj.info, self._local))
@@ -274,9 +276,13 @@ class Rib:
     def _state(self, prefix: str) -> State:
         """The best path (for announcements) and the kernel entry (for the FIB) of one prefix."""
         if prefix in self._own:
-            # The node's own prefixes win over anything learned, and a learned copy is never installed.
+            # The node's own prefixes win over anything learned, and a learned copy is never installed;
+            # so do `reachableBy` routes (static, not announced): a learned copy waits in the RIB.
             own = self._local_paths.get(prefix)
-            kernel = _BLACKHOLE if prefix in self._local.blackholes else None
+            via = self._static.get(prefix)
+            kernel: FibEntry = None if via is None else ("unicast", (via,))
+            if prefix in self._local.blackholes:
+                kernel = _BLACKHOLE
             return (None if own is None else (None, own)), kernel
         cands = []
         for adj in self._adj.values():
@@ -338,6 +344,7 @@ class Rib:
     def _all_prefixes(self) -> list[str]:
         seen: dict[str, None] = dict.fromkeys(self._local_paths)
         seen.update(dict.fromkeys(self._local.blackholes))
+        seen.update(dict.fromkeys(self._static))
         for adj in self._adj.values():
             seen.update(dict.fromkeys(adj.routes))
             seen.update(dict.fromkeys(adj.stale))

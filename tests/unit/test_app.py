@@ -80,11 +80,11 @@ def test_ready_after_the_first_applied_snapshot_then_status_on_change(notify_soc
     w.apply("a1b2c3d4e5f6a7b8", A)
     notifier.state(w.r)
     assert notify_socket.recv(4096) == (
-        b"READY=1\nSTATUS=0/2 sessions established, 0 routes, revision a1b2c3d4e5f6")
+        b"READY=1\nSTATUS=0/2 sessions established, 1 routes, revision a1b2c3d4e5f6")  # reachableBy
     notifier.state(w.r)  # unchanged: silent
     w.up(M2)
     notifier.state(w.r)
-    assert notify_socket.recv(4096) == b"STATUS=1/2 sessions established, 0 routes, revision a1b2c3d4e5f6"
+    assert notify_socket.recv(4096) == b"STATUS=1/2 sessions established, 1 routes, revision a1b2c3d4e5f6"
 
 
 def test_watchdog_pings_from_the_loop(notify_socket: socket.socket) -> None:

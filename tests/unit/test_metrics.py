@@ -87,14 +87,15 @@ def test_sessions_routes_and_transitions_follow_the_events() -> None:
     assert value(s, "bgpd_session_state", peer=M2, state="Established") == 1
     assert value(s, "bgpd_session_transitions_total", peer=M2) == 1
     assert value(s, "bgpd_routes_received", peer=M2) == 2 and value(s, "bgpd_routes_accepted", peer=M2) == 2
-    assert value(s, "bgpd_routes_installed", peer=M2) == 2 and value(s, "bgpd_kernel_routes") == 2
+    assert value(s, "bgpd_routes_installed", peer=M2) == 2
+    assert value(s, "bgpd_kernel_routes") == 3  # with the node's reachableBy route
     assert value(s, "bgpd_bgp_announced_prefixes_total", peer=M2) == 1  # the node's block
     assert value(s, "bgpd_routes_received", peer=M3) == 0
     step(w, m, "event", lambda: w.event(PeerState("10.0.0.2", "down", "peer closed")))
     s = scraped(m)
     assert value(s, "bgpd_bgp_session_up", peer=M2) == 0
     assert value(s, "bgpd_session_transitions_total", peer=M2) == 2
-    assert value(s, "bgpd_routes_received", peer=M2) == 0 and value(s, "bgpd_kernel_routes") == 0
+    assert value(s, "bgpd_routes_received", peer=M2) == 0 and value(s, "bgpd_kernel_routes") == 1
 
 
 def test_store_exabgp_kernel_and_duration() -> None:

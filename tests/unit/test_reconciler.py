@@ -176,7 +176,7 @@ def test_received_routes_reach_the_kernel_and_the_counts() -> None:
     assert w.fib.routes[P2] == ("10.0.0.3",)
     status = {s.name: s for s in w.r.status().sessions}
     assert (status[M2].routes_received, status[M3].routes_received) == (1, 1)
-    assert w.r.status().routes_installed == 2
+    assert w.r.status().routes_installed == 3  # with the reachableBy route: the RIB installs it too
 
 
 def test_noop_snapshot_does_nothing() -> None:

@@ -223,6 +223,20 @@ def test_an_adopted_route_stays_when_only_a_rejected_copy_comes_back() -> None:
     assert rib.fib()[P].nexthops == ("10.0.0.2",)
 
 
+def test_a_reachable_by_route_beats_a_learned_one_for_the_same_prefix() -> None:
+    """Like BIRD's static protocol over BGP: the learned route waits in the RIB, and is not reflected."""
+    host = "10.0.1.1/32"
+    statics = local(static_routes=((host, "10.0.9.1"),))
+    rib = Rib(statics)
+    rib.set_peer(TOR1)
+    rib.peer_up(TOR1)
+    assert rib.fib()[host] == FibChange(host, ("10.0.9.1",))
+    assert rib.update("tor1", [host], ROUTE).fib == ()
+    assert rib.set_local(local()).fib == fib((host, ("10.0.1.1",)))  # no longer wanted: BGP's now
+    assert rib.set_local(statics).fib == fib((host, ("10.0.9.1",)))
+    assert rib.withdraw("tor1", [host]).fib == ()
+
+
 def test_adopted_routes_go_at_the_deadline() -> None:
     rib = rib_with(TOR1)
     rib.adopt({P: ("10.0.1.1",)}, 60.0)
