@@ -172,7 +172,7 @@ class Reconciler:
         now = self.clock.monotonic()
         diffs = []
         for action in steps.actions:
-            log.info(_LOG_EVENTS[action.kind], peer=action.name, reason=", ".join(action.changed) or None)
+            log.info(_LOG_EVENTS[action.kind], peer=action.name, reason=_action_reason(action))
             if action.kind == "remove":
                 diffs.append(self._retire(action.name, self.sessions.pop(action.name), now))
             elif action.kind == "reset":
@@ -202,7 +202,8 @@ class Reconciler:
         if deadline is None:  # nothing kept
             return _merge([diff, self.rib.remove_peer(name)])
         self._retired[name] = deadline
-        log.info("session_retired", peer=name, peer_ip=old.desired.peer_ip, stale_until=round(deadline, 1))
+        log.info("session_retired", peer=name, peer_ip=old.desired.peer_ip, stale_until=round(deadline, 1),
+                 reason="removed by configuration; the peer's routes stay stale until its restart time")
         return diff
 
     def _set_session(self, action: SessionAction, desired: DesiredNode) -> RibDiff:
@@ -275,7 +276,8 @@ class Reconciler:
         s.reason = event.reason or ("TCP connected, waiting for OPEN" if state == "OpenSent" else None)
         if state == ESTABLISHED and not was_up:
             s.notification = None
-            log.info("session_established", peer=name, peer_ip=s.desired.peer_ip)
+            log.info("session_established", peer=name, peer_ip=s.desired.peer_ip,
+                     reason=event.reason or "OPEN and KEEPALIVE exchanged")
             # Our whole table first, then End-of-RIB: a restarting peer sweeps what EoR did not cover.
             assert self.current is not None
             diff = self.rib.peer_up(self._peer_info(s, self.current))
@@ -401,6 +403,16 @@ def encode_outbound(out: Iterable[Outbound], ip_of: Callable[[str], str]) -> lis
         for i in range(0, len(prefixes), MAX_NLRI_PER_COMMAND):
             commands.append(codec.announce(ip_of(peer), attrs, prefixes[i:i + MAX_NLRI_PER_COMMAND]))
     return commands
+
+
+def _action_reason(action: SessionAction) -> str:
+    """Why a session is added, removed, reset or updated: what changed, else the resources behind it."""
+    if action.changed:
+        return ", ".join(action.changed)
+    if action.kind == "remove":
+        return "no longer configured"
+    session = action.session or action.previous
+    return "configured by " + ", ".join(session.origin) if session and session.origin else "configured"
 
 
 def _log_route_changes(steps: Plan, revision: str) -> None:
