@@ -96,6 +96,10 @@ class ExportPolicy:
     pools: tuple[IPNetwork, ...] = ()
     blocks: tuple[IPNetwork, ...] = ()
     service_cidrs: tuple[IPNetwork, ...] = ()
+    # step 7: on a route reflector, the serviceLoadBalancerIPs/serviceExternalIPs CIDRs (its clients')
+    reflected_service_cidrs: tuple[IPNetwork, ...] = ()
+    # step 4 (apply_communities): prefixAdvertisements in force, names resolved to values
+    communities: tuple[tuple[IPNetwork, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,24 @@ def export_policy(cluster: Cluster, me: NodeFacts) -> ExportPolicy:
         pools=_sorted(p.cidr for p in pools if not p.disable_bgp_export),
         blocks=_sorted(b.cidr for b in own_blocks(cluster, me.name) if b.state != "pendingDeletion"),
         service_cidrs=() if excluded else global_service_cidrs(cluster.default),
+        reflected_service_cidrs=reflected_service_cidrs(cluster.default) if me.rr else (),
+        communities=advertised_communities(advertisement_config(cluster, me.name), cluster.default),
     )
+
+
+def reflected_service_cidrs(default: BGPConfiguration | None) -> tuple[IPNetwork, ...]:
+    """§2.7 step 7: a route reflector passes on its clients' service LB and external IP routes."""
+    if default is None:
+        return ()
+    return _sorted([*default.service_load_balancer_ips, *default.service_external_ips])
+
+
+def advertised_communities(config: BGPConfiguration | None, default: BGPConfiguration | None,
+                           ) -> tuple[tuple[IPNetwork, tuple[str, ...]], ...]:
+    """§2.7 step 4: each prefixAdvertisement's CIDR with its community values (names resolved)."""
+    if config is None or not config.prefix_advertisements:
+        return ()
+    return tuple((adv.cidr, _communities(config, default, adv.cidr)) for adv in config.prefix_advertisements)
 
 
 def exported_prefixes(cluster: Cluster, me: NodeFacts) -> tuple[Export, ...]:

@@ -146,8 +146,8 @@ def _calico_export(policy: ExportPolicy, prefix: str) -> bool:
     """Calico's `calico_export_to_bgp_peers` (§2.7) for one route: the first matching step decides.
 
     The interface steps (2, 3) cannot match: routes here have no interface. Step 4 (communities)
-    is applied by the caller for local routes. Steps 6 and 7 (the service CIDRs, and on a route
-    reflector the LB/external IP CIDRs) are resolved into ``service_cidrs``.
+    is `with_communities`. Step 6 is ``service_cidrs``, step 7 (on a route reflector, the LB and
+    external IP CIDRs its clients advertise) ``reflected_service_cidrs``.
     """
     route = span(prefix)
     if covered_by(route, policy.disabled_pools):
@@ -157,7 +157,28 @@ def _calico_export(policy: ExportPolicy, prefix: str) -> bool:
             return True
         if inside(route, block):
             return False
-    return covered_by(route, policy.service_cidrs) or covered_by(route, policy.pools)
+    return (covered_by(route, policy.service_cidrs) or covered_by(route, policy.reflected_service_cidrs)
+            or covered_by(route, policy.pools))
+
+
+def with_communities(policy: ExportPolicy, prefix: str, attrs: PathAttributes) -> PathAttributes:
+    """Step 4 (`apply_communities`): every route exported by Calico's policy inside a
+    prefixAdvertisement's CIDR gets its communities, learned routes too (e.g. reflected blocks).
+    The same object comes back when nothing is added (the usual case)."""
+    if not policy.communities:
+        return attrs
+    standard, large = set(attrs.communities), set(attrs.large_communities)
+    for cidr, values in policy.communities:
+        if covered_by(prefix, (cidr,)):
+            for text in values:
+                value = parse_community(text)
+                if len(value) == 2:
+                    standard.add(value)
+                else:
+                    large.add(value)
+    if len(standard) == len(attrs.communities) and len(large) == len(attrs.large_communities):
+        return attrs
+    return replace(attrs, communities=tuple(sorted(standard)), large_communities=tuple(sorted(large)))
 
 
 class _LastVerdict:
@@ -187,7 +208,7 @@ def export_policy(
         verdict = run_chain(filters, "export", ctx, attrs)
         if verdict is not None:
             return verdict[1] if verdict[0] else None
-    return attrs if calico_export(policy, ctx.prefix) else None
+    return with_communities(policy, ctx.prefix, attrs) if calico_export(policy, ctx.prefix) else None
 
 
 def count_as(path: tuple[int, ...], asns: tuple[int, ...]) -> int:

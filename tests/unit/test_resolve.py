@@ -556,6 +556,13 @@ def test_exports_blocks_pools_services_communities_blackholes() -> None:
         config("node.n1", prefix_advertisements=()),
     )
     assert all(e.communities == () for e in resolve(node_level, "n1").exports)
+    policy = got.export_policy  # what the RIB applies to learned routes too (§2.7 steps 4 and 7)
+    assert policy.communities == ((ip_network("192.168.0.0/16"), ("100:1", "200:2")),)
+    assert policy.reflected_service_cidrs == ()  # n1 is no route reflector
+    rr = snap(*(n for n in res.nodes.values() if n.meta.name != "n1"), node("n1", "10.0.0.1", rr="1.0.0.1"),
+              *res.bgp_configurations.values())
+    assert [str(c) for c in resolve(rr, "n1").export_policy.reflected_service_cidrs] == [
+        "80.0.0.0/24", "80.0.1.1/32"]
 
 
 def test_excluded_node_does_not_advertise_service_cidrs() -> None:

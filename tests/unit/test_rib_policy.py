@@ -143,6 +143,7 @@ EXPORT_CASES = [
     ("own block", "10.244.1.0/26", True),
     ("more specific inside own block", "10.244.1.5/32", False),
     ("service cidr", "10.100.0.0/16", True),
+    ("a client's LB route at a route reflector", "80.0.0.5/32", True),
     ("v6 pool", "fd00:244::/122", True),
     ("v6 outside", "fd01::/64", False),
 ]
@@ -155,6 +156,7 @@ def test_calico_export(what: str, prefix: str, expected: bool) -> None:
         pools=(net("10.244.0.0/16"), net("10.245.0.0/16"), net("10.96.0.0/16"), net("fd00:244::/48")),
         blocks=(net("10.244.1.0/26"),),
         service_cidrs=(net("10.100.0.0/16"),),
+        reflected_service_cidrs=(net("80.0.0.0/24"),),
     )
     assert calico_export(policy, prefix) is expected
 

@@ -237,6 +237,21 @@ def test_a_reachable_by_route_beats_a_learned_one_for_the_same_prefix() -> None:
     assert rib.withdraw("tor1", [host]).fib == ()
 
 
+def test_reflected_routes_get_the_prefix_advertisement_communities() -> None:
+    """Calico's apply_communities runs for every route its export policy passes, not only its own."""
+    policy = ExportPolicy(pools=(ip_network("10.244.0.0/16"),),
+                          communities=((ip_network("10.244.0.0/16"), ("65000:7", "1:2:3")),))
+    rib = Rib(local(export_policy=policy, cluster_id="1.0.0.1"))
+    c1, c2 = peer("c1", "10.0.0.11", rr_client=True), peer("c2", "10.0.0.12", rr_client=True)
+    for client in (c1, c2):
+        rib.set_peer(client)
+        rib.peer_up(client)
+    diff = rib.update("c1", ["10.244.11.0/26"], attrs("10.0.0.11", communities=((65000, 7),)))
+    [sent] = [o for o in diff.out if isinstance(o, Announce) and o.peer == "c2"]
+    assert sent.attributes.communities == ((65000, 7),) and sent.attributes.large_communities == ((1, 2, 3),)
+    assert rib.update("c1", ["192.168.0.0/24"], attrs("10.0.0.11")).out == ()  # outside the pools
+
+
 def test_adopted_routes_go_at_the_deadline() -> None:
     rib = rib_with(TOR1)
     rib.adopt({P: ("10.0.1.1",)}, 60.0)
