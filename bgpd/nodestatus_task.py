@@ -26,6 +26,7 @@ from bgpd.store.writer import BY_KIND, Body, NotFound, Writer
 
 log = structlog.get_logger("bgpd.nodestatus")
 RETRY = 5.0  # seconds before retrying a failed write when the period is longer (or 0)
+SETTLE = 5.0  # at most this long, a status waits for the reconciler to apply the snapshot that asked for it
 INFO = BY_KIND["CalicoNodeStatus"]
 
 
@@ -41,9 +42,11 @@ class NodeStatusReporter:
 
     def __init__(self, node: str, writer: Writer, clock: Clock, version: str, *,
                  report: Callable[[], StatusReport], routes: Callable[[], list[RouteView]],
-                 reconfigured: Callable[[], float | None]) -> None:
+                 reconfigured: Callable[[], float | None], applied: Callable[[], str]) -> None:
         self.node, self.writer, self.clock, self.version = node, writer, clock, version
         self._report, self._routes, self._reconfigured = report, routes, reconfigured
+        self._applied = applied  # the revision the reconciler runs
+        self._seen = ""  # the revision of the last snapshot observed
         self.reporters: dict[str, _Reporter] = {}
         self._wake = asyncio.Event()
 
@@ -56,6 +59,7 @@ class NodeStatusReporter:
         """Start, change or stop reporters for this node's CalicoNodeStatus resources."""
         if snapshot.errors:
             return  # a stale or partly bad snapshot: keep reporting what was known
+        self._seen = snapshot.revision
         mine = {n: s for n, s in snapshot.node_statuses.items() if s.node == self.node}
         for name in self.reporters.keys() - mine.keys():
             del self.reporters[name]
@@ -71,6 +75,7 @@ class NodeStatusReporter:
 
     async def run(self) -> None:
         while True:
+            await self._settle()
             now = self.clock.monotonic()
             for name, reporter in list(self.reporters.items()):
                 if reporter.due <= now:
@@ -80,6 +85,14 @@ class NodeStatusReporter:
             timeout = None if due == float("inf") else max(0.0, due - self.clock.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _settle(self) -> None:
+        """The snapshot passes this tap before the reconciler applies it: a status built at once would
+        describe the previous configuration (at start, none). Wait (bounded: a rejected snapshot is
+        never applied) until the reconciler runs the revision last seen."""
+        deadline = self.clock.monotonic() + SETTLE
+        while self._applied() != self._seen and self.clock.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     async def _report_one(self, name: str, reporter: _Reporter) -> None:
         period = reporter.spec.update_period_seconds
@@ -118,4 +131,5 @@ def for_reconciler(node: str, writer: Writer, clock: Clock, version: str,
         return route_views(reconciler.rib, sessions)
 
     return NodeStatusReporter(node, writer, clock, version, report=reconciler.status, routes=routes,
-                              reconfigured=lambda: reconciler.reconfigured)
+                              reconfigured=lambda: reconciler.reconfigured,
+                              applied=lambda: reconciler.revision)

@@ -121,3 +121,94 @@ def test_route_views_from_the_rib() -> None:
         ("FIB", "10.99.0.0/16", "10.0.0.3", "NodeMesh", "10.0.0.3"),
         ("RIB", "10.244.2.0/26", "10.0.0.254", "BGPPeer", "10.0.0.254"),
     ]
+
+
+# ---------------------------------------------------------------- the reporter task (fake writer)
+
+
+class FakeWriter:
+    def __init__(self, body: Any) -> None:
+        self.body: Any = body
+        self.writes = 0
+        self.fail: Exception | None = None
+
+    @property
+    def source(self) -> str:
+        return "fake://"
+
+    async def modify(self, info: Any, name: str, change: Any) -> Any:
+        if self.fail is not None:
+            raise self.fail
+        self.body = change(self.body)
+        self.writes += 1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.mono = 100.0
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def time(self) -> float:
+        return NOW
+
+
+def reporter(writer: FakeWriter, reports: list[StatusReport]) -> Any:
+    from bgpd.nodestatus_task import NodeStatusReporter  # noqa: PLC0415
+
+    fake: Any = writer  # the writer protocol's other verbs are not used
+    return NodeStatusReporter("node-1", fake, Clock(), "v", report=lambda: reports[-1], routes=list,
+                              reconfigured=lambda: None, applied=lambda: "7")
+
+
+def cns(name: str, node: str, period: int = 10) -> Any:
+    from bgpd.model.resources import CalicoNodeStatus, Meta  # noqa: PLC0415
+
+    return CalicoNodeStatus(Meta(name), node, ("BGP",), period)
+
+
+def test_reporter_writes_this_nodes_statuses_only_when_changed() -> None:
+    import asyncio  # noqa: PLC0415
+
+    from bgpd.model.snapshot import Snapshot  # noqa: PLC0415
+    from bgpd.store.writer import NotFound  # noqa: PLC0415
+
+    writer = FakeWriter({"apiVersion": "projectcalico.org/v3", "kind": "CalicoNodeStatus",
+                         "metadata": {"name": "mine"}, "spec": {}})
+    reports = [report(SESSIONS[0])]
+    r = reporter(writer, reports)
+    r.observe(Snapshot(node_statuses={"mine": cns("mine", "node-1"), "other": cns("other", "node-2")},
+                       revision="7"))
+    assert list(r.reporters) == ["mine"] and r.reporters["mine"].due == 100.0
+    asyncio.run(r._report_one("mine", r.reporters["mine"]))
+    assert writer.writes == 1 and writer.body["status"]["bgp"]["numberEstablishedV4"] == 1
+    assert r.reporters["mine"].due == 110.0
+    reports.append(report(SESSIONS[0], now=NOW + 10))  # only lastUpdated differs: not rewritten
+    asyncio.run(r._report_one("mine", r.reporters["mine"]))
+    assert writer.writes == 1
+    reports.append(report(now=NOW + 20))
+    writer.fail = ConnectionError("etcd unreachable")
+    asyncio.run(r._report_one("mine", r.reporters["mine"]))
+    assert writer.writes == 1 and r.reporters["mine"].due == 105.0  # retried soon
+    writer.fail = None
+    asyncio.run(r._report_one("mine", r.reporters["mine"]))
+    assert writer.writes == 2 and writer.body["status"]["bgp"]["numberEstablishedV4"] == 0
+    writer.fail = NotFound("gone")
+    reports.append(report(SESSIONS[0], now=NOW + 30))
+    asyncio.run(r._report_one("mine", r.reporters["mine"]))
+    assert r.reporters == {}
+
+
+def test_reporter_period_zero_writes_once_and_a_spec_change_reports_again() -> None:
+    from bgpd.model.snapshot import Snapshot  # noqa: PLC0415
+
+    r = reporter(FakeWriter({}), [report()])
+    r.observe(Snapshot(node_statuses={"mine": cns("mine", "node-1", period=0)}, revision="7"))
+    r.reporters["mine"].due = float("inf")  # as after its one report
+    r.observe(Snapshot(node_statuses={"mine": cns("mine", "node-1", period=0)}, revision="8"))
+    assert r.reporters["mine"].due == float("inf")  # its own status write changes no spec
+    r.observe(Snapshot(node_statuses={"mine": cns("mine", "node-1", period=5)}, revision="9"))
+    assert r.reporters["mine"].due == 100.0
+    r.observe(Snapshot(node_statuses={}, revision="10"))
+    assert r.reporters == {}
