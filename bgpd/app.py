@@ -70,6 +70,7 @@ async def main(settings: Settings) -> int:
     log.info("bgpd_starting", version=__version__, node=settings.node, store=store.source,
              table=settings.kernel_table, protocol=settings.route_protocol)
     stop = _stop_event()
+    drained: list[int] = []  # set by `bgpd drain`: the stop is not the graceful kind
 
     async def drain() -> dict[str, Any]:
         """`bgpd drain`: withdraw every route from every peer, remove our kernel routes, then stop."""
@@ -77,6 +78,7 @@ async def main(settings: Settings) -> int:
         log.warning("bgpd_draining", sessions=sessions, reason="bgpd drain")
         await speaker.drain()
         removed = await fib.sweep(set())
+        drained.append(removed)
         stop.set()
         return {"node": settings.node, "sessions": sessions, "kernelRoutesRemoved": removed}
 
@@ -99,7 +101,7 @@ async def main(settings: Settings) -> int:
                                        name="reconciler"),
                      group.create_task(notify.watchdog(), name="watchdog")]
             await stop.wait()
-            log.info("bgpd_stopping", reason="signal", graceful=True)
+            log.info("bgpd_stopping", reason="bgpd drain" if drained else "signal", graceful=not drained)
             notify.send("STOPPING=1")
             for task in tasks:
                 task.cancel()

@@ -586,5 +586,7 @@ def test_drain_withdraws_everything_explicitly_and_stops(lab: Lab, tmp_path: Pat
     assert BLOCKS["node-3"] not in node(lab, "node-1").routes()
     assert n3.exec("ip", "route", "show", "proto", "44").strip() == ""
     assert not n3.socket.exists()
+    stopping = [json.loads(line) for line in n3.log.read_text().splitlines() if '"bgpd_stopping"' in line]
+    assert (stopping[-1]["reason"], stopping[-1]["graceful"]) == ("bgpd drain", False)
     n3.start()
     wait_all_up(lab)

@@ -102,3 +102,16 @@ def test_without_systemd_nothing_is_sent(monkeypatch: pytest.MonkeyPatch) -> Non
     notifier = SystemdNotifier()
     notifier.send("READY=1")  # no socket: a no-op, not an error
     asyncio.run(notifier.watchdog())  # returns at once
+
+
+def test_drain_is_answered_only_when_the_daemon_offers_it() -> None:
+    w = World()
+    calls: list[str] = []
+
+    async def drain() -> dict[str, object]:
+        calls.append("drain")
+        return {"node": "n", "sessions": 1, "kernelRoutesRemoved": 2}
+
+    assert "drain" not in handlers(w.r)
+    result = asyncio.run(handlers(w.r, drain)["drain"]({}))
+    assert (calls, result) == (["drain"], {"node": "n", "sessions": 1, "kernelRoutesRemoved": 2})
