@@ -66,6 +66,9 @@ class _Session:
     opened: bool = False  # an OPEN was received at least once
     eor_seen: bool = False
     notification: str | None = None  # the last NOTIFICATION, as a reason
+    # Reset while connected: ExaBGP's next "down" is the close of the replaced connection, and its
+    # reason must not hide why the session was reset (e.g. a password change: MD5 suspected).
+    closing_previous: bool = False
     # What ExaBGP holds in its adj-rib-out for the peer. ExaBGP replays that on reconnect, so what was
     # withdrawn meanwhile (the RIB tells only established peers) must be withdrawn when it comes back.
     advertised: set[str] = field(default_factory=set)
@@ -216,6 +219,7 @@ class Reconciler:
             self.sessions[action.name] = _Session(action.session, waiting, self.clock.time(), why)
             if previous is not None:
                 self.sessions[action.name].advertised = previous.advertised
+                self.sessions[action.name].closing_previous = previous.state in (ESTABLISHED, "OpenSent")
         s = self.sessions[action.name]
         s.desired = action.session  # also for no-ops: e.g. which resources produced it
         if action.kind == "noop":  # plan() makes a changed filter an update of the sessions using it
@@ -270,10 +274,12 @@ class Reconciler:
         was_up = s.state == ESTABLISHED
         waiting = "Passive" if s.desired.passive else "Active"
         state = {"up": ESTABLISHED, "connected": "OpenSent", "down": waiting}[event.state]
+        closed_previous, s.closing_previous = s.closing_previous and event.state == "down", False
         if state != s.state:
             s.since = self.clock.time()
         s.state = state
-        s.reason = event.reason or ("TCP connected, waiting for OPEN" if state == "OpenSent" else None)
+        if not closed_previous:
+            s.reason = event.reason or ("TCP connected, waiting for OPEN" if state == "OpenSent" else None)
         if state == ESTABLISHED and not was_up:
             s.notification = None
             log.info("session_established", peer=name, peer_ip=s.desired.peer_ip,

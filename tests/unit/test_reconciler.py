@@ -233,6 +233,10 @@ def test_password_change_resets_only_that_session_and_drops_its_routes() -> None
         M3: ("up", "Established")}
     assert w.fib.routes == {P2: ("10.0.0.3",), "10.0.0.9/32": ("10.0.0.254",)}
     assert "s3cret" not in repr(w.r.status().to_json())
+    # ExaBGP then reports the replaced connection closed: the reset's reason stays in INFO
+    w.event(PeerState(IPS[M2], "down", "graceful restarted negotiated, closing without a notification"))
+    assert w.info()[M2] == (
+        "start", "Active: reset: password (no OPEN received; MD5 password mismatch suspected)")
 
 
 def test_filter_change_updates_in_place_without_reconfiguring_the_speaker() -> None:
