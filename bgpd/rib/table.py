@@ -9,17 +9,19 @@ Adj-RIB-Ins when an event touches it (before and after the change), which is wha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
 
 from bgpd.bgp import Family, PathAttributes
-from bgpd.rib.adjin import AdjRibIn, PeerStatus, importer
+from bgpd.rib.adjin import AdjRibIn, Importer, PeerStatus, importer
 from bgpd.rib.decision import select
 from bgpd.rib.export import Path, export_chain, may_advertise, outbound, rewrite
 from bgpd.rib.fib import Announce, FibChange, FibKind, Outbound, RibDiff, Withdraw
 from bgpd.rib.peer import LocalInfo, PeerInfo, local_attributes
 from bgpd.rib.prefix import DEFAULT_ROUTES, covered_by, family_of
 
-FibEntry = tuple[FibKind, tuple[str, ...]] | None
+Installed = tuple[FibKind, tuple[str, ...]]
+FibEntry = Installed | None
 State = tuple[Path | None, FibEntry]
 _BLACKHOLE: FibEntry = ("blackhole", ())
 
@@ -40,7 +42,7 @@ class Rib:
         self._own = self._local_paths.keys() | local.blackholes | self._static.keys()
         self._rewrites: dict[tuple[int, ...], tuple[object, ...]] = {}
         self._gates: dict[tuple[int, ...], tuple[object, ...]] = {}
-        self._entries: dict[str, FibEntry] = {}
+        self._entries: dict[str, Installed] = {}
         self._adj: dict[str, AdjRibIn] = {}
         self._adopted: dict[str, tuple[str, ...]] = {}
         self._adopted_deadline: float | None = None
@@ -134,19 +136,27 @@ class Rib:
             # Its routes, now stale, are still the only ones: no best path or next hop changes.
             mutate()
             return RibDiff()
-        return self._change(adj.prefixes(), mutate, targets_changed=True)
+        prefixes = adj.prefixes()
+        if not keep and self._alone(adj, prefixes):
+            held, old_targets, old_local = self._held(adj, prefixes), self._targets(), self._local
+            mutate()
+            return self._unlearn(adj, held, old_targets, self._targets(), old_local)
+        return self._change(prefixes, mutate, targets_changed=True, source=adj)
 
     def update(self, peer: str, prefixes: Iterable[str], attrs: PathAttributes) -> RibDiff:
         """Routes received: ``prefixes`` (one UPDATE's NLRI) with shared ``attrs``."""
         adj = self._adj[peer]
         imported = importer(adj.info, self._local)
+        batch = prefixes if isinstance(prefixes, tuple | list) else list(prefixes)
+        if self._fresh(adj, batch):
+            return self._learn(adj, batch, attrs, imported)
         limit = adj.info.max_prefixes
         fib: list[FibChange] = []
         out: list[Outbound] = []
         targets = self._targets()
         state, others = self._state_from, self._others(adj)
         routes, stale = adj.routes, adj.stale
-        for prefix in prefixes:
+        for prefix in batch:
             if limit is not None and len(routes) >= limit and prefix not in routes:
                 adj.dropped += 1
                 continue
@@ -166,8 +176,113 @@ class Rib:
             )
         return RibDiff(tuple(fib), tuple(out))
 
+    def _alone(self, adj: AdjRibIn, batch: Sequence[str]) -> bool:
+        """Whether ``adj`` is the only possible source of every prefix in ``batch``: no other session
+        holds one, the node owns none, none is an adopted kernel route. (Set operations on a whole
+        UPDATE or session: the common case costs no per-prefix test.)"""
+        return (self._own.isdisjoint(batch) and self._adopted.keys().isdisjoint(batch)
+                and all(o.routes.keys().isdisjoint(batch) and o.stale.keys().isdisjoint(batch)
+                        for o in self._others(adj)))
+
+    def _fresh(self, adj: AdjRibIn, batch: Sequence[str]) -> bool:
+        """Whether every prefix of ``batch`` is new to the RIB: `_alone`, unknown to ``adj`` itself,
+        each once, and all within the session's limit."""
+        limit = adj.info.max_prefixes
+        if limit is not None and len(adj.routes) + len(batch) > limit:
+            return False
+        if len(set(batch)) != len(batch):  # a prefix twice in one UPDATE: the second is no news
+            return False
+        return (adj.routes.keys().isdisjoint(batch) and adj.stale.keys().isdisjoint(batch)
+                and self._alone(adj, batch))
+
+    @staticmethod
+    def _held(adj: AdjRibIn, batch: Sequence[str]) -> list[tuple[str, PathAttributes]]:
+        """The routes of ``batch`` that ``adj`` holds and imported (its candidates), each prefix once."""
+        held = []
+        for prefix in dict.fromkeys(batch):
+            attrs = adj.routes.get(prefix)
+            if attrs is None:
+                attrs = adj.stale.get(prefix)
+            if attrs is not None and adj.changed:
+                attrs = adj.changed.get(prefix, attrs)
+            if attrs is not None:
+                held.append((prefix, attrs))
+        return held
+
+    def _unlearn(self, adj: AdjRibIn, held: list[tuple[str, PathAttributes]],
+                 old_targets: Mapping[str, PeerInfo], new_targets: Mapping[str, PeerInfo],
+                 old_local: LocalInfo) -> RibDiff:
+        """The diff of `_held` routes of an `_alone` session that are gone (no route is left for those
+        prefixes): kernel deletes, and withdrawals where the route had been sent; per-attributes work
+        once, as in `_learn`."""
+        source = adj.info
+        check_install = bool(self._local.kernel_reject) or not DEFAULT_ROUTES.isdisjoint(p for p, _ in held)
+        fib: list[FibChange] = []
+        out: list[Outbound] = []
+        last: PathAttributes | None = None
+        sent_to: list[tuple[str, PeerInfo]] = []
+        for prefix, attrs in held:
+            if attrs is not last:
+                last = attrs
+                sent_to = [(n, t) for n in new_targets if (t := old_targets.get(n)) is not None
+                           and self._shared(self._gates, attrs, source, t, old_local, gated=True) is not None]
+            if not check_install or self._installable(prefix):
+                fib.append(FibChange(prefix, None))
+            for name, target in sent_to:
+                if self._outbound((source, attrs), prefix, target, old_local) is not None:
+                    out.append(Withdraw(name, prefix))
+        self._installed -= len(fib)
+        adj.installed -= len(fib)
+        return RibDiff(tuple(fib), tuple(out))
+
+    def _learn(self, adj: AdjRibIn, batch: Sequence[str], attrs: PathAttributes, imported: Importer
+               ) -> RibDiff:
+        """`update` for a `_fresh` batch: each prefix goes from no route at all to ``adj``'s, so
+        its diff is the kernel install and the announcements of that route alone, and the work that
+        depends only on the shared attributes (next hops, who may be sent the route) is done once."""
+        adj.routes.update(dict.fromkeys(batch, attrs))
+        local, source = self._local, adj.info
+        targets = list(self._targets().items())
+        check_install = bool(local.kernel_reject) or not DEFAULT_ROUTES.isdisjoint(batch)
+        fib: list[FibChange] = []
+        out: list[Outbound] = []
+        last: PathAttributes | None = None
+        hops: tuple[str, ...] = ()
+        path: Path = (source, attrs)
+        sent_to: list[tuple[str, PeerInfo]] = []
+        for prefix in batch:
+            result = imported(prefix, attrs)
+            if result is not attrs:
+                adj.changed[prefix] = result
+                if result is None:
+                    continue
+            if result is not last:  # per attributes object, not per prefix
+                last, path = result, (source, result)
+                hops = self._unicast(result.next_hop)[1]
+                sent_to = [(n, t) for n, t in targets
+                           if self._shared(self._gates, result, source, t, local, gated=True) is not None]
+            if not check_install or self._installable(prefix):
+                fib.append(FibChange(prefix, hops))
+            for name, target in sent_to:
+                new = self._outbound(path, prefix, target, local)
+                if new is not None:
+                    out.append(Announce(name, prefix, new))
+        self._installed += len(fib)
+        adj.installed += len(fib)
+        return RibDiff(tuple(fib), tuple(out))
+
     def withdraw(self, peer: str, prefixes: Iterable[str]) -> RibDiff:
         adj = self._adj[peer]
+        batch = prefixes if isinstance(prefixes, tuple | list) else list(prefixes)
+        if self._alone(adj, batch):
+            held = self._held(adj, batch)
+            for prefix in batch:
+                adj.routes.pop(prefix, None)
+                adj.stale.pop(prefix, None)
+                adj.changed.pop(prefix, None)
+            targets = self._targets()
+            return self._unlearn(adj, held, targets, targets, self._local)
+        prefixes = batch
         fib: list[FibChange] = []
         out: list[Outbound] = []
         targets = self._targets()
@@ -300,7 +415,7 @@ class Rib:
             entry = ("unicast", tuple(sorted({c.attrs.next_hop for c in group})))
         return (best.peer, best.attrs), (entry if self._installable(prefix) else None)
 
-    def _unicast(self, next_hop: str) -> FibEntry:
+    def _unicast(self, next_hop: str) -> Installed:
         """One shared entry per next hop: diffs compare it by identity first, and the kernel encoder
         reuses a message template while consecutive routes carry the same next-hop object."""
         entry = self._entries.get(next_hop)
@@ -357,18 +472,31 @@ class Rib:
         return {name: adj.info for name, adj in self._adj.items() if adj.established}
 
     def _change(
-        self, prefixes: Iterable[str], mutate: Callable[[], None], targets_changed: bool = False
+        self, prefixes: Iterable[str], mutate: Callable[[], None], targets_changed: bool = False,
+        source: AdjRibIn | None = None,
     ) -> RibDiff:
-        """Run ``mutate`` and diff every prefix in ``prefixes`` (taken before the mutation)."""
+        """Run ``mutate`` and diff every prefix in ``prefixes`` (taken before the mutation).
+
+        ``source``: the one session whose routes ``mutate`` changes (it stays in the RIB), so states
+        come from `_state_from` (a session going down with 1M routes must not run the decision
+        process 2M times)."""
         old_local, old_targets = self._local, self._targets()
-        before = [(p, self._state(p)) for p in prefixes]
+        state: Callable[[str], State] = self._state
+        if source is not None:
+            others = self._others(source)
+            before = [(p, self._state_from(source, others, p)) for p in prefixes]
+        else:
+            before = [(p, state(p)) for p in prefixes]
         mutate()
+        if source is not None:
+            after_others = self._others(source)
+            state = partial(self._state_from, source, after_others)
         new_targets = self._targets() if targets_changed else old_targets
         fib: list[FibChange] = []
         out: list[Outbound] = []
-        for prefix, state in before:
+        for prefix, old in before:
             self._diff(
-                prefix, state, self._state(prefix), old_targets=old_targets, new_targets=new_targets,
+                prefix, old, state(prefix), old_targets=old_targets, new_targets=new_targets,
                 old_local=old_local, fib=fib, out=out,
             )
         return RibDiff(tuple(fib), tuple(out))
@@ -471,7 +599,7 @@ class Rib:
                 del adj.stale[prefix]
                 adj.forget(prefix)
 
-        return self._change(prefixes, mutate)
+        return self._change(prefixes, mutate, source=adj)
 
     def _check_adopted(self) -> RibDiff:
         if not self._adopted:
