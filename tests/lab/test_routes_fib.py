@@ -133,6 +133,28 @@ def test_bgpfilters_take_effect_live_without_a_session_reset(rack: Lab) -> None:
     assert {ip: tor_a.transitions(ip) for ip in NODES.values()} == bird_ups
 
 
+def test_reachable_by_route_beats_a_learned_route_for_the_same_prefix(rack: Lab) -> None:
+    """A BGPPeer with reachableBy puts a host route to the peer in every node's kernel, over the
+    same /32 learned from tor-a; when the peer goes, the learned route takes its place."""
+    far = "10.98.0.9"
+    peer = {"apiVersion": "projectcalico.org/v3", "kind": "BGPPeer", "metadata": {"name": "far"},
+            "spec": {"peerIP": far, "asNumber": 65009, "reachableBy": TOR_B}}
+    rack.speaker("tor-a").announce(f"{far}/32")
+    for node in NODES:
+        wait_route(rack, node, f"{far}/32", [TOR_A])
+    try:
+        write_resources(rack, "40-far.yaml", [peer])
+        for node in NODES:
+            wait_route(rack, node, f"{far}/32", [TOR_B])  # static wins
+    finally:
+        remove_resources(rack, "40-far.yaml")
+    for node in NODES:
+        wait_route(rack, node, f"{far}/32", [TOR_A])  # the learned route again
+    rack.speaker("tor-a").withdraw(f"{far}/32")
+    for node in NODES:
+        wait_route(rack, node, f"{far}/32", None)
+
+
 def limit_info(rack: Lab) -> str | None:
     info = str(session(rack, "node-3", TOR_A)["info"])
     return info if "limit of 8" in info else None
