@@ -65,6 +65,7 @@ class _Session:
     peer_restart_time: int | None = None  # from the peer's OPEN; None: no graceful restart
     opened: bool = False  # an OPEN was received at least once
     eor_seen: bool = False
+    over_limit: bool = False  # said once per session that the max-prefix limit was hit
     notification: str | None = None  # the last NOTIFICATION, as a reason
     # Reset while connected: ExaBGP's next "down" is the close of the replaced connection, and its
     # reason must not hide why the session was reset (e.g. a password change: MD5 suspected).
@@ -260,6 +261,10 @@ class Reconciler:
             s.peer_restart_time = event.gr_time if restarts else None
         elif isinstance(event, RoutesReceived):
             await self._emit(self.rib.update(name, event.prefixes, event.attributes))
+            if not s.over_limit and self.rib.dropped(name):
+                s.over_limit = True
+                log.warning("max_prefixes_exceeded", peer=name, peer_ip=s.desired.peer_ip,
+                            limit=self.max_prefixes, reason="more routes are dropped until a session reset")
         elif isinstance(event, RoutesWithdrawn):
             await self._emit(self.rib.withdraw(name, event.prefixes))
         elif isinstance(event, EndOfRib):
@@ -281,7 +286,7 @@ class Reconciler:
         if not closed_previous:
             s.reason = event.reason or ("TCP connected, waiting for OPEN" if state == "OpenSent" else None)
         if state == ESTABLISHED and not was_up:
-            s.notification = None
+            s.notification, s.over_limit = None, False
             log.info("session_established", peer=name, peer_ip=s.desired.peer_ip,
                      reason=event.reason or "OPEN and KEEPALIVE exchanged")
             # Our whole table first, then End-of-RIB: a restarting peer sweeps what EoR did not cover.

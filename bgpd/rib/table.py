@@ -372,6 +372,10 @@ class Rib:
     def status(self, peer: str) -> PeerStatus:
         return self._adj[peer].status()
 
+    def dropped(self, peer: str) -> int:
+        """New prefixes the session's max-prefix limit refused (cheap enough to ask per UPDATE)."""
+        return self._adj[peer].dropped
+
     @property
     def stale(self) -> int:
         """Routes kept from sessions that went down gracefully."""
