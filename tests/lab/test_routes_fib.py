@@ -175,3 +175,5 @@ def test_max_prefix_limit_protects_the_kernel_and_says_so(rack: Lab) -> None:
     assert len(learned) == 3  # 5 routes held before, 3 more fit
     assert holds_for(lambda: len([p for p in extra if p in kernel(rack, "node-3")]) == 3, 1.0)
     assert kernel(rack, "node-3")["10.99.0.0/16"] == [TOR_A, TOR_B]  # what it held stays
+    log = (rack["node-3"].run_dir / "bgpd.out").read_text()
+    assert log.count('"max_prefixes_exceeded"') == 1  # said once, not per UPDATE
