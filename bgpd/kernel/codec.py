@@ -13,6 +13,11 @@ which the kernel matches (IPv4 and IPv6), so a delete can never remove another d
 Why a metric of our own: NLM_F_REPLACE replaces the route with the same prefix, TOS and *metric* in
 the table whatever its protocol, so sharing a metric with another daemon would let an install
 overwrite its route. Routes installed here carry ``metric`` on both families.
+
+One metric for every route, not Calico's ``krt_metric = 2147483647 - local_pref``: Calico uses that
+for live migration (elevated-priority /32s inside a block), which bgpd does not originate, and a
+per-route metric would turn a LOCAL_PREF change into a delete and an add (another metric is another
+kernel route) instead of one atomic replace.
 """
 
 from __future__ import annotations
