@@ -353,7 +353,7 @@ def test_md5_mismatch_keeps_only_those_sessions_down_and_says_why(lab: Lab) -> N
         assert holds_for(all_down, NEVER_UP_WINDOW), lab.dump()
         for name in ("Global_10_100_0_1_port_1179", "Node_10_100_0_2"):
             info = session(n1, name)["info"]
-            assert "MD5" in info and "no OPEN received" in info, info
+            assert "reset: password" in info and "no OPEN received" in info and "MD5" in info, info
         code, _ = status(n1)
         assert code == 1
         leaks_checked(lab, [*PASSWORDS.values(), *WRONG.values()])
