@@ -25,7 +25,6 @@ import yaml
 from nslab import BgpdNode, Bird, Frr, Lab, Speaker, holds_for, wait_until
 from nslab.bgpd_node import BGPD
 from nslab.capture import NOTIFICATION, Capture, Message
-from nslab.proc import kill
 from nslab.resources import write_documents
 
 from bgpd.control.client import request
@@ -519,9 +518,7 @@ def test_sigterm_keeps_our_routes_stale_at_the_peers_then_eor_after_the_replay(l
     mine = set(NODES["node-1"])
     assert "Restart time: 90" in bird_protocol(lab, ip)  # maxRestartTime, in the OPEN BIRD received
     with Capture(n1.ns, "eth0", tmp_path / "gr.pcap", CAPTURE_FILTER) as capture:
-        ref = n1._forget("bgpd")
-        assert ref is not None
-        kill(ref)  # SIGTERM, as systemd stops it
+        n1.stop()  # SIGTERM, as systemd stops it
         wait_until(lambda: "BGP state:          Established" not in bird_protocol(lab, ip), 10,
                    "BIRD sees node-1 go", detail=lab.dump)
         # both ToRs and the other nodes keep node-1's block, as stale, while it is away
