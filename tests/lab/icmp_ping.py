@@ -1,4 +1,4 @@
-"""ICMP echo from one address to another, stdlib only (the lab machine has no ping binary).
+"""ICMP (or ICMPv6) echo from one address to another, stdlib only (the lab machine has no ping binary).
 
 Run inside a namespace: ``python3 icmp_ping.py --src A --dst B --count N --interval S``. Sends N
 echo requests ``interval`` apart (or until SIGTERM), waits up to ``--wait`` seconds for the last
@@ -28,9 +28,11 @@ def checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def echo(ident: int, seq: int) -> bytes:
-    header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+def echo(ident: int, seq: int, v6: bool) -> bytes:
     payload = b"bgpd-lab"
+    if v6:  # the kernel fills in the ICMPv6 checksum (it covers a pseudo-header)
+        return struct.pack("!BBHHH", 128, 0, 0, ident, seq) + payload
+    header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
     return struct.pack("!BBHHH", 8, 0, checksum(header + payload), ident, seq) + payload
 
 
@@ -49,7 +51,12 @@ def main() -> int:
         stop = True
 
     signal.signal(signal.SIGTERM, on_term)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    v6 = ":" in args.dst
+    if v6:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    reply = 129 if v6 else 0
     sock.bind((args.src, 0))
     ident = os.getpid() & 0xFFFF
     sent: set[int] = set()
@@ -62,7 +69,7 @@ def main() -> int:
         if sending and now >= next_send:
             seq = len(sent)
             with contextlib.suppress(OSError):  # no route: that request is lost
-                sock.sendto(echo(ident, seq), (args.dst, 0))
+                sock.sendto(echo(ident, seq, v6), (args.dst, 0))
             sent.add(seq)
             last_send, next_send = now, next_send + args.interval
             continue
@@ -71,10 +78,10 @@ def main() -> int:
         timeout = (next_send - now) if sending else (last_send + args.wait - now)
         ready, _, _ = select.select([sock], [], [], max(0.0, timeout))
         if ready:
-            packet, (addr, _) = sock.recvfrom(2048)
-            ihl = (packet[0] & 0x0F) * 4
-            kind, _, _, rid, rseq = struct.unpack("!BBHHH", packet[ihl:ihl + 8])
-            if kind == 0 and rid == ident and addr == args.dst:
+            packet, source = sock.recvfrom(2048)
+            start = 0 if v6 else (packet[0] & 0x0F) * 4  # IPv4 raw sockets see the IP header
+            kind, _, _, rid, rseq = struct.unpack("!BBHHH", packet[start:start + 8])
+            if kind == reply and rid == ident and source[0] == args.dst:
                 answered.add(rseq)
     lost = sorted(sent - answered)
     print(json.dumps({"sent": len(sent), "received": len(answered & sent), "lost": lost}))

@@ -1,8 +1,9 @@
 """Issue 4 in the lab: learned routes in every node's kernel (ECMP through a BIRD and an FRR ToR),
-workload traffic over them, BGPFilters applied live, and the max-prefix limit.
+workload traffic over them, BGPFilters applied live, reachableBy, and the max-prefix limit.
 
-Topology netns-lab/topologies/routes-ecmp.yaml: node-1..3 (bgpd, mesh) on one LAN with tor-a
-(BIRD) and tor-b (FRR), both AS 65000 announcing 10.99.0.0/16; tor-a also 10.98.0.0/16.
+Topology netns-lab/topologies/routes-ecmp.yaml: node-1..3 (bgpd, mesh, IPv4 and IPv6) on one LAN
+with tor-a (BIRD) and tor-b (FRR), both AS 65000 announcing 10.99.0.0/16 and fd99::/48; tor-a
+also 10.98.0.0/16.
 The tests share one lab and leave it as they found it (the max-prefix test, which cannot, is last).
 """
 
@@ -33,6 +34,10 @@ NODES = {"node-1": "10.110.0.11", "node-2": "10.110.0.12", "node-3": "10.110.0.1
 BLOCKS = {"node-1": "10.244.1.0/26", "node-2": "10.244.2.0/26", "node-3": "10.244.3.0/26"}
 WORKLOADS = {"node-1": "10.244.1.1", "node-2": "10.244.2.1", "node-3": "10.244.3.1"}
 TOR_A, TOR_B = "10.110.0.1", "10.110.0.2"
+NODES6 = {n: f"fd10::1{i}" for i, n in enumerate(NODES, 1)}
+BLOCKS6 = {n: f"fd00:244:0:{i}::/122" for i, n in enumerate(NODES, 1)}
+WORKLOADS6 = {n: f"fd00:244:0:{i}::1" for i, n in enumerate(NODES, 1)}
+TOR_A6, TOR_B6 = "fd10::1", "fd10::2"
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +52,10 @@ def _dump_on_failure(request: pytest.FixtureRequest, rack: Lab) -> None:
 
 
 def expected(node: str) -> dict[str, list[str]]:
-    routes = {"10.99.0.0/16": [TOR_A, TOR_B], "10.98.0.0/16": [TOR_A]}
-    for other, block in BLOCKS.items():
-        routes[block] = ["blackhole"] if other == node else [NODES[other]]
+    routes = {"10.99.0.0/16": [TOR_A, TOR_B], "10.98.0.0/16": [TOR_A], "fd99::/48": [TOR_A6, TOR_B6]}
+    for blocks, addresses in ((BLOCKS, NODES), (BLOCKS6, NODES6)):
+        for other, block in blocks.items():
+            routes[block] = ["blackhole"] if other == node else [addresses[other]]
     return routes
 
 
@@ -58,7 +64,9 @@ def has_expected_routes(rack: Lab, node: str) -> bool:
 
 
 def tor_has_blocks(rack: Lab, tor: str) -> bool:
-    return all(sorted(rack[tor].routes().get(b, [])) == sorted(NODES.values()) for b in BLOCKS.values())
+    routes = rack[tor].routes()
+    return all(sorted(routes.get(b, [])) == sorted(NODES.values()) for b in BLOCKS.values()) and all(
+        sorted(routes.get(b, [])) == sorted(NODES6.values()) for b in BLOCKS6.values())
 
 
 def test_every_node_installs_the_mesh_and_both_tors_routes_with_ecmp(rack: Lab) -> None:
@@ -68,15 +76,17 @@ def test_every_node_installs_the_mesh_and_both_tors_routes_with_ecmp(rack: Lab) 
         wait_for(rack, f"blocks at {tor}", partial(tor_has_blocks, rack, tor))
     # routesInstalled counts what is in the kernel from that session (ECMP: the best path's session)
     by_peer = {s["peerIP"]: s["routesInstalled"] for s in status(rack, "node-1")["sessions"]}
-    assert by_peer == {TOR_A: 2, TOR_B: 0, NODES["node-2"]: 1, NODES["node-3"]: 1}
-    assert status(rack, "node-1")["routes"]["installed"] == 5  # 4 learned + our blackhole
+    assert by_peer == {TOR_A: 2, TOR_B: 0, NODES["node-2"]: 1, NODES["node-3"]: 1,
+                       TOR_A6: 1, TOR_B6: 0, NODES6["node-2"]: 1, NODES6["node-3"]: 1}
+    assert status(rack, "node-1")["routes"]["installed"] == 9  # 7 learned + our 2 blackholes
 
 
 def test_workloads_ping_each_other_across_nodes(rack: Lab) -> None:
-    for node, src in WORKLOADS.items():
-        for other, dst in WORKLOADS.items():
-            if other != node:
-                assert ping(rack, node, src, dst), f"{node} ({src}) -> {other} ({dst})"
+    for workloads in (WORKLOADS, WORKLOADS6):
+        for node, src in workloads.items():
+            for other, dst in workloads.items():
+                if other != node:
+                    assert ping(rack, node, src, dst), f"{node} ({src}) -> {other} ({dst})"
 
 
 def test_routes_follow_withdrawals_at_either_tor(rack: Lab) -> None:
