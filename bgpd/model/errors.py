@@ -14,6 +14,12 @@ _SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxlong, _SHOW.maxother = 3, 200, 100, 20
 _SHOW.maxtuple = _SHOW.maxlist = _SHOW.maxdict = _SHOW.maxset = _SHOW.maxfrozenset = 10
 
 
+def _plain(value: object) -> str:
+    """A kind or name from a document, its control characters escaped: one error, one line."""
+    text = str(value)
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 @dataclass(frozen=True)
 class ConfigError:
     """One problem with one field of one resource document.
@@ -31,7 +37,7 @@ class ConfigError:
     value: Any = _NO_VALUE
 
     def __str__(self) -> str:
-        where = f"{self.source}:{self.doc} {self.kind or '?'}/{self.name or '?'}"
+        where = f"{_plain(self.source)}:{self.doc} {_plain(self.kind) or '?'}/{_plain(self.name) or '?'}"
         text = f"{where} {self.field}: {self.problem}" if self.field else f"{where}: {self.problem}"
         if self.value is not _NO_VALUE:
             text += f"; got {_SHOW.repr(self.value)}"
