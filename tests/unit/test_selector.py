@@ -239,7 +239,8 @@ def naive_matches(node: Node, labels: Mapping[str, str]) -> bool:
             CompareOp.NE: value != node.value,
             CompareOp.CONTAINS: value.find(node.value) >= 0,
             CompareOp.STARTS_WITH: value.find(node.value) == 0,
-            CompareOp.ENDS_WITH: value.rfind(node.value) == len(value) - len(node.value),
+            CompareOp.ENDS_WITH: len(value) >= len(node.value)
+            and value.rfind(node.value) == len(value) - len(node.value),
         }[node.op]
     if isinstance(node, InSet):
         if node.label not in labels:
