@@ -229,7 +229,8 @@ class Reconciler:
 
     def _peer_info(self, s: _Session, node: DesiredNode) -> PeerInfo:
         return PeerInfo.from_session(s.desired, node.filters, router_id=s.peer_router_id,
-                                     gr_restart_time=s.peer_restart_time, max_prefixes=self.max_prefixes)
+                                     gr_restart_time=s.peer_restart_time, max_prefixes=self.max_prefixes,
+                                     node=node)
 
     # ---------------------------------------------------------------- speaker events
 

@@ -55,8 +55,14 @@ class PeerInfo:
         router_id: str | None = None,
         gr_restart_time: float | None = None,
         max_prefixes: int | None = DEFAULT_MAX_PREFIXES,
+        node: DesiredNode | None = None,
     ) -> PeerInfo:
+        """``node``: its address of the session's family is our next hop when the session has no
+        source address (Calico's ``sourceAddress: None``: the kernel would pick that one)."""
         family: Family = "ipv4 unicast" if session.family == 4 else "ipv6 unicast"
+        local_address = session.source_address
+        if local_address is None and node is not None:
+            local_address = node.ipv4 if session.family == 4 else node.ipv6
         return cls(
             name=session.name, peer_ip=session.peer_ip, remote_as=session.remote_as,
             local_as=session.local_as, ibgp=session.ibgp, router_id=router_id,
@@ -64,7 +70,7 @@ class PeerInfo:
             # Names of missing filters are skipped silently, as Calico does (§1.4).
             filters=tuple(filters[n] for n in session.filters if n in filters),
             allow_local_as=session.allow_local_as, next_hop=session.next_hop,
-            local_address=session.source_address, max_prefixes=max_prefixes,
+            local_address=local_address, max_prefixes=max_prefixes,
         )
 
 
