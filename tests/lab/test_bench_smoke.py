@@ -38,6 +38,6 @@ def test_converge_counts_bgpd_and_bird(tmp_path: Path) -> None:
     for run in runs:
         assert run["ok"] and run["count"] == N, detail
         assert run["withdraw_left"] == 0, detail
-        assert run["peak_rss_kb"] > 0 and run["cpu_s"] > 0, detail
+        assert run["peak_rss_kb"] > 0 and run["cpu_s"] >= 0, detail  # BIRD's 2k can be < one clock tick
     assert proc.returncode == 0, detail
     assert "| 2k | bgpd |" in proc.stdout, detail
