@@ -98,6 +98,7 @@ def _listen(v: Any) -> str | None:
     return None if sep and port.isdigit() and 0 < int(port) < 65536 else "must be HOST:PORT"
 
 
+_DERIVED = {"node", "run_dir", "exabgp"}  # null: the hostname, the socket's directory, the venv's exabgp
 _NULLABLE = {"node", "run_dir", "exabgp", "etcd_ca_cert_file", "etcd_cert_file", "etcd_key_file",
              "max_prefixes", "metrics_listen"}
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
@@ -153,7 +154,9 @@ def load(config: Path | None = None, overrides: Mapping[str, Any] | None = None)
     problems = check(values, str(path)) + check(flags, "command line")
     if problems:
         raise SettingsError(problems)
-    merged = {k: v for k, v in {**values, **flags}.items() if v is not None}
+    # null means "work it out" for the derived keys, but is a value of its own for the others:
+    # `max_prefixes: null` is "no limit", not the default limit
+    merged = {k: v for k, v in {**values, **flags}.items() if v is not None or k not in _DERIVED}
     settings = Settings(**{"node": socket.gethostname(), **merged})
     if not settings.run_dir:
         # beside the control socket: two daemons with their own sockets (e.g. in two network

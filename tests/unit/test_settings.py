@@ -86,8 +86,14 @@ def test_bad_flag_is_reported_as_command_line(tmp_path: Path) -> None:
 
 
 def test_null_means_default(tmp_path: Path) -> None:
-    settings = load(write(tmp_path, "node: null\nexabgp: null\nmax_prefixes: null\n"))
+    settings = load(write(tmp_path, "node: null\nexabgp: null\nrun_dir: null\n"))
     assert settings.node == socket.gethostname() and settings.exabgp.endswith("exabgp")
+    assert settings.run_dir == str(Path(settings.control_socket).parent)
+
+
+def test_null_max_prefixes_means_no_limit(tmp_path: Path) -> None:
+    assert load(write(tmp_path, "max_prefixes: null\n")).max_prefixes is None
+    assert load(write(tmp_path, "log_level: info\n")).max_prefixes == 250_000
 
 
 def test_resources_shorthand_is_an_absolute_file_url(tmp_path: Path) -> None:
