@@ -143,6 +143,9 @@ BAD_DOCUMENTS: dict[str, tuple[bytes, str]] = {
                       "apiVersion: must be 'projectcalico.org/v3'"),
     "wrong kind": (b"apiVersion: projectcalico.org/v3\nkind: Pod\nmetadata: {name: x}\n", "unsupported kind"),
     "not an object": (b"- 1\n- 2\n", "a resource must be an object"),
+    "control characters in a name": (b"apiVersion: projectcalico.org/v3\nkind: BGPPeer\n"
+                                     b'metadata: {name: "x\\ry\\nz"}\nspec: {asNumber: banana}\n',
+                                     "BGPPeer/x\\ry\\nz spec.asNumber"),
 }
 
 
