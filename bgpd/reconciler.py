@@ -402,7 +402,10 @@ class Reconciler:
 
 
 def encode_outbound(out: Iterable[Outbound], ip_of: Callable[[str], str]) -> list[str]:
-    """RIB announcements as API commands: one `announce` per (peer, attributes), withdraws per prefix."""
+    """RIB announcements as API commands, withdraws per prefix. Announcements are grouped per
+    (peer, attributes), and peers that get the same prefixes with equal attributes (a reflector's
+    clients) share each command: ExaBGP's API parses a command once for all its neighbors, and its
+    parsing is what bounds how fast routes go out."""
     groups: dict[tuple[str, PathAttributes], list[str]] = {}
     withdraws: dict[str, list[str]] = {}
     for item in out:
@@ -411,9 +414,12 @@ def encode_outbound(out: Iterable[Outbound], ip_of: Callable[[str], str]) -> lis
         else:
             withdraws.setdefault(item.peer, []).append(item.prefix)
     commands = [cmd for peer, prefixes in withdraws.items() for cmd in codec.withdraw(ip_of(peer), prefixes)]
+    shared: dict[tuple[PathAttributes, tuple[str, ...]], list[str]] = {}
     for (peer, attrs), prefixes in groups.items():
-        for i in range(0, len(prefixes), MAX_NLRI_PER_COMMAND):
-            commands.append(codec.announce(ip_of(peer), attrs, prefixes[i:i + MAX_NLRI_PER_COMMAND]))
+        shared.setdefault((attrs, tuple(prefixes)), []).append(ip_of(peer))
+    for (attrs, nlri), peers in shared.items():
+        for i in range(0, len(nlri), MAX_NLRI_PER_COMMAND):
+            commands.append(codec.announce(peers, attrs, nlri[i:i + MAX_NLRI_PER_COMMAND]))
     return commands
 
 

@@ -8,7 +8,7 @@ acknowledgements and the odd text line (`reload in progress`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -236,8 +236,9 @@ def _family(name: str) -> Family | None:
 # --------------------------------------------------------------------------------------------- encoding
 
 
-def announce(peer_ip: str, attributes: PathAttributes, prefixes: Iterable[str]) -> str:
-    """One command announcing every prefix with the same attributes (ExaBGP packs them in UPDATEs).
+def announce(peer_ip: str | Sequence[str], attributes: PathAttributes, prefixes: Iterable[str]) -> str:
+    """One command announcing every prefix with the same attributes (ExaBGP packs them in UPDATEs),
+    to one peer or to several (ExaBGP's `neighbor A , neighbor B` selector: parsed once, for all).
 
     ExaBGP sends exactly the attributes given: it prepends its AS only when no AS path is given at all
     (eBGP, locally originated), so the caller prepends for eBGP when it passes a learned path, and
@@ -246,7 +247,14 @@ def announce(peer_ip: str, attributes: PathAttributes, prefixes: Iterable[str]) 
     nlri = " ".join(prefixes)
     if not nlri:
         raise ValueError("announce needs at least one prefix")
-    return f"neighbor {peer_ip} announce attributes {_encode_attributes(attributes)} nlri {nlri}"
+    return f"{_neighbors(peer_ip)} announce attributes {_encode_attributes(attributes)} nlri {nlri}"
+
+
+def _neighbors(peer_ip: str | Sequence[str]) -> str:
+    peers = [peer_ip] if isinstance(peer_ip, str) else list(peer_ip)
+    if not peers:
+        raise ValueError("a command needs at least one neighbor")
+    return " , ".join(f"neighbor {ip}" for ip in peers)
 
 
 def withdraw(peer_ip: str, prefixes: Iterable[str]) -> list[str]:

@@ -219,6 +219,7 @@ def environment() -> dict[str, str]:
         "exabgp.api.encoder": "json",
         "exabgp.api.compact": "true",
         "exabgp.log.level": "INFO",
+        "exabgp.log.processes": "false",  # a log line per route the API announces (a third of its time)
         "exabgp.log.destination": "stdout",
         "exabgp.tcp.bind": "",
     }

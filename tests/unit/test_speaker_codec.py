@@ -155,3 +155,11 @@ def test_decoded_attributes_round_trip_through_the_encoder() -> None:
                        "large-community [ 65001:1:2 ] "
                        "originator-id 10.99.99.1 cluster-list [ 10.99.99.2 10.99.99.3 ] "
                        "nlri 198.51.100.0/24 192.0.2.0/24")
+
+
+def test_one_announce_for_several_neighbors_uses_exabgps_selector_list() -> None:
+    command = announce(["10.0.0.2", "10.0.0.3"], PathAttributes("10.0.0.9"), ["10.1.0.0/26"])
+    assert command == ("neighbor 10.0.0.2 , neighbor 10.0.0.3 announce attributes next-hop 10.0.0.9 "
+                       "origin igp nlri 10.1.0.0/26")
+    with pytest.raises(ValueError):
+        announce([], PathAttributes("10.0.0.9"), ["10.1.0.0/26"])
