@@ -220,6 +220,7 @@ def environment() -> dict[str, str]:
         "exabgp.api.compact": "true",
         "exabgp.log.level": "INFO",
         "exabgp.log.processes": "false",  # a log line per route the API announces (a third of its time)
+        "exabgp.log.statistics": "false",  # a log line per UPDATE received
         "exabgp.log.destination": "stdout",
         "exabgp.tcp.bind": "",
     }

@@ -148,3 +148,5 @@ def test_environment_is_safe() -> None:
     assert env["exabgp.tcp.bind"] == "" and env["exabgp.api.cli"] == "false"
     assert env["exabgp.api.ack"] == "true"
     assert env["exabgp.api.compact"] == "true"  # bare NLRI strings (the codec reads both forms)
+    # no log line per route announced or UPDATE received
+    assert env["exabgp.log.processes"] == env["exabgp.log.statistics"] == "false"
