@@ -206,6 +206,6 @@ def test_a_bad_topology_reports_every_problem_before_touching_the_kernel() -> No
         "<topology> links[0].b: must be {node: <a node name>, v4: addr/len, v6: addr/len}; "
         "got {'node': 'zz', 'v4': '10.0.0.2/30'}",
         "<topology> nodes.a.as: a BIRD or FRR node needs its AS number; got None",
-        "<topology> nodes.b.kind: must be one of bgpd, bird, frr, router, host; got {'kind': 'switch'}",
+        "<topology> nodes.b.kind: must be one of bgpd, bird, frr, router, host, etcd; got {'kind': 'switch'}",
     ]
     assert netns.list_namespaces(f"{PREFIX}t{TOKEN}-bad-") == []
