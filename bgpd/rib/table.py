@@ -43,6 +43,7 @@ class Rib:
         self._rewrites: dict[tuple[int, ...], tuple[object, ...]] = {}
         self._gates: dict[tuple[int, ...], tuple[object, ...]] = {}
         self._entries: dict[str, Installed] = {}
+        self._attributes: dict[PathAttributes, PathAttributes] = {}
         self._adj: dict[str, AdjRibIn] = {}
         self._adopted: dict[str, tuple[str, ...]] = {}
         self._adopted_deadline: float | None = None
@@ -146,6 +147,7 @@ class Rib:
     def update(self, peer: str, prefixes: Iterable[str], attrs: PathAttributes) -> RibDiff:
         """Routes received: ``prefixes`` (one UPDATE's NLRI) with shared ``attrs``."""
         adj = self._adj[peer]
+        attrs = self._shared_attributes(attrs)
         imported = importer(adj.info, self._local)
         batch = prefixes if isinstance(prefixes, tuple | list) else list(prefixes)
         if self._fresh(adj, batch):
@@ -183,6 +185,18 @@ class Rib:
         return (self._own.isdisjoint(batch) and self._adopted.keys().isdisjoint(batch)
                 and all(o.routes.keys().isdisjoint(batch) and o.stale.keys().isdisjoint(batch)
                         for o in self._others(adj)))
+
+    def _shared_attributes(self, attrs: PathAttributes) -> PathAttributes:
+        """One object per distinct attribute set: a table sent one prefix per UPDATE brings a new
+        (equal) object per prefix, which would cost memory per route and miss every per-attributes
+        cache. Bounded: when full it starts over (held objects stay valid, only sharing restarts)."""
+        shared = self._attributes.get(attrs)
+        if shared is not None:
+            return shared
+        if len(self._attributes) >= 65536:
+            self._attributes.clear()
+        self._attributes[attrs] = attrs
+        return attrs
 
     def _fresh(self, adj: AdjRibIn, batch: Sequence[str]) -> bool:
         """Whether every prefix of ``batch`` is new to the RIB: `_alone`, unknown to ``adj`` itself,
