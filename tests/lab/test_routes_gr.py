@@ -128,6 +128,7 @@ def test_bgpd_sigterm_restart_loses_no_ping_and_removes_no_route(rack: Lab) -> N
     finally:
         result = ping.stop()
     gone = deleted(watch)
+    print(f"bgpd SIGTERM: {result['sent']} pings sent, {len(result['lost'])} lost, {len(gone)} deleted")
     assert result["sent"] > 20 and result["lost"] == [], (result, gone)
     assert gone == []
 
@@ -145,6 +146,7 @@ def test_exabgp_killed_removes_no_route(rack: Lab) -> None:
     finally:
         result = ping.stop()
     gone = deleted(watch)
+    print(f"ExaBGP SIGKILL: {result['sent']} pings sent, {len(result['lost'])} lost, {len(gone)} deleted")
     assert result["sent"] > 20 and result["lost"] == [], (result, gone)
     assert gone == []
 
@@ -170,8 +172,9 @@ def test_bgpd_sigkill_adopts_kernel_routes_and_sweeps_the_stale_one_later(rack: 
         result = ping.stop()
     log = (rack["node-1"].run_dir / "bgpd.out").read_text()
     assert '"kernel_routes_adopted"' in log
-    assert result["sent"] > 20 and result["lost"] == [], result
     gone = deleted(watch)
+    print(f"bgpd SIGKILL + start: {result['sent']} pings sent, {len(result['lost'])} lost, deleted {gone}")
+    assert result["sent"] > 20 and result["lost"] == [], result
     assert gone and all("10.95.0.0/16" in line for line in gone), gone
     rack.speaker("tor").announce("10.95.0.0/16")
     settled(rack)

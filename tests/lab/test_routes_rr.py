@@ -97,6 +97,8 @@ def test_one_reflector_killed_traffic_keeps_flowing_through_the_other(rack: Lab)
     finally:
         results = [p.stop() for p in pings]
     gone = [line for m in watch for line in m.stop()]
+    print("rr-1 SIGKILL: c-1 -> c-2/c-3/c-4 pings sent/lost:",
+          [(r["sent"], len(r["lost"])) for r in results], f"{len(gone)} kernel routes deleted")
     for result in results:
         assert result["sent"] > 20 and result["lost"] == [], result
     assert gone == []
