@@ -17,7 +17,16 @@ from nslab import Lab
 from nslab.bird import Bird
 from nslab.proc import wait_exit
 
-from tests.lab.routes_util import ContinuousPing, RouteMonitor, kernel, ping, running_lab, wait_for
+from tests.lab.routes_util import (
+    ContinuousPing,
+    RouteMonitor,
+    kernel,
+    ping,
+    remove_resources,
+    running_lab,
+    wait_for,
+    write_resources,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -73,6 +82,30 @@ def test_reflected_routes_carry_originator_id_and_cluster_list(rack: Lab) -> Non
         assert out.count(f"BGP.cluster_list: {CLUSTER_ID}\n") == 2, out  # one reflection, our cluster
         assert out.count(f"via {ip} on eth0") == 2, out  # the next hop is the client's own
         assert "BGP.as_path: \n" in out  # iBGP: no AS added
+
+
+def paths_with_community(bird: Bird, block: str) -> list[str]:
+    """The neighbours whose path for ``block`` at BIRD carries community (65000,100)."""
+    paths = bird.birdc(f"show route {block} all").split("unicast [")[1:]
+    return sorted(p.split()[0] for p in paths if "(65000,100)" in p)
+
+
+def test_a_reflectors_prefix_advertisements_reach_the_routes_it_reflects(rack: Lab) -> None:
+    """Calico applies prefixAdvertisements to every route its export policy passes: a node-level
+    BGPConfiguration on rr-1 tags the clients' blocks rr-1 reflects (rr-2's copies stay untagged)."""
+    bird = rack["bird"]
+    assert isinstance(bird, Bird)
+    block = CLIENTS["c-1"][1]
+    config = {"apiVersion": "projectcalico.org/v3", "kind": "BGPConfiguration",
+              "metadata": {"name": "node.rr-1"},
+              "spec": {"prefixAdvertisements": [{"cidr": "10.244.0.0/16", "communities": ["65000:100"]}]}}
+    try:
+        write_resources(rack, "50-rr-1-communities.yaml", [config])
+        wait_for(rack, "rr-1's reflected path tagged",
+                 lambda: paths_with_community(bird, block) == ["peer_10_112_0_1"])
+    finally:
+        remove_resources(rack, "50-rr-1-communities.yaml")
+    wait_for(rack, "the tag gone again", lambda: paths_with_community(bird, block) == [])
 
 
 def test_workloads_ping_across_clients(rack: Lab) -> None:
