@@ -395,6 +395,9 @@ class Reconciler:
         info = s.info
         if counts.over_limit:
             info += f"; {counts.dropped} routes dropped over the limit of {self.max_prefixes}"
+        if counts.stale and counts.stale_deadline is not None:
+            left = max(0.0, counts.stale_deadline - self.clock.monotonic())
+            info += f"; {counts.stale} routes kept stale (graceful restart, at most {left:.0f} s more)"
         return SessionStatus(
             name=d.name, family=d.family, kind=d.kind, peer_ip=d.peer_ip, port=d.port,
             state="up" if s.state == ESTABLISHED else "start", since=s.since, info=info,

@@ -83,6 +83,7 @@ def test_gr_helper_keeps_birds_routes_stale_until_its_end_of_rib(rack: Lab) -> N
     for node in NODES:
         wait_for(rack, f"{node}: tor's routes stale", partial(stale_is, rack, node, held[node]))
         assert session(rack, node, TOR)["state"] != "up"
+        assert "routes kept stale (graceful restart" in session(rack, node, TOR)["info"]
         assert kernel(rack, node)["10.99.0.0/16"] == [TOR]
     # BIRD comes back without 10.95.0.0/16: after its End-of-RIB that stale route goes, 10.99 stays
     tor._write_config(tor.announced() - {"10.95.0.0/16"})

@@ -319,6 +319,7 @@ def test_graceful_restart_keeps_stale_routes_until_the_deadline() -> None:
     w.event(PeerState("10.0.0.2", "down", "Connection closed"))
     assert w.fib.routes[P1] == ("10.0.0.2",) and w.fib.routes[P2] == ("10.0.0.2",)
     assert w.r.status().routes_stale == 2
+    assert w.info()[M2][1].endswith("; 2 routes kept stale (graceful restart, at most 120 s more)")
     assert w.r.next_deadline() == w.clock.mono + 120
     w.clock.advance(119)
     run(w.r.tick())
@@ -353,7 +354,8 @@ def test_exabgp_restart_keeps_routes_then_replays_exports_before_eor() -> None:
     w.event(PeerState("10.0.0.2", "down", "exabgp exited (killed by signal SIGKILL)"),
             PeerState("10.0.0.3", "down", "exabgp exited (killed by signal SIGKILL)"),
             SpeakerRestarted(1, "killed by signal SIGKILL"))
-    assert w.info()[M2] == ("start", "Active: ExaBGP restarted (killed by signal SIGKILL)")
+    assert w.info()[M2] == ("start", "Active: ExaBGP restarted (killed by signal SIGKILL); 2 routes kept "
+                                     "stale (graceful restart, at most 120 s more)")
     assert P1 in w.fib.routes  # M2 restarts gracefully: its routes stay while ExaBGP comes back
     w.speaker.pid = 101
     w.up(M2)
