@@ -344,7 +344,7 @@ class Reconciler:
         resynced = all(s.eor_seen for s in self.sessions.values())
         if resynced or self.clock.monotonic() >= self._sweep_at:
             self.swept = True
-            keep = set(self.rib.fib())
+            keep = self.rib.installed_prefixes()
             removed = await self.fib.sweep(keep)
             log.info("kernel_swept", removed=removed, reason="resynced" if resynced else "deadline")
 

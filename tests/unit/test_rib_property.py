@@ -107,6 +107,7 @@ class Model:
 
     def check(self) -> None:
         assert self.fib == self.rib.fib()
+        assert self.rib.installed_prefixes() == set(self.fib)
         assert self.rib.installed == len(self.fib)
         for peer_name, sent in self.out.items():
             assert sent == self.rib.adj_out(peer_name), peer_name
