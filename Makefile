@@ -34,8 +34,8 @@ demo: venv
 demo-down: venv
 	$(PY) netns-lab/lab down --name mesh3
 
-# The long fuzz run (about 10-20 minutes): the hypothesis properties of the loader, the selector parser,
-# the control protocol and the bad-input checks, 20,000 examples each (the suite runs them short).
+# The long fuzz run (about half an hour): the hypothesis properties of the loader, the selector parser,
+# the control protocol and the bad-input checks, 10,000 examples each (the suite runs them short).
 fuzz: venv
 	BGPD_FUZZ=long $(PY) -m pytest -q tests/unit/test_fuzz_inputs.py
 

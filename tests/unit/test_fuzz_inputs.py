@@ -33,7 +33,7 @@ from tests.unit import test_control, test_loader, test_selector
 
 settings.register_profile("bgpd-short", max_examples=100, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("bgpd-long", max_examples=20_000, deadline=None,
+settings.register_profile("bgpd-long", max_examples=10_000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 PROFILE = os.environ.get("BGPD_FUZZ", "short")
 FUZZ = settings.get_profile(f"bgpd-{PROFILE}")
