@@ -37,7 +37,7 @@ demo-down: venv
 # The long fuzz run (about half an hour): the hypothesis properties of the loader, the selector parser,
 # the control protocol and the bad-input checks, 10,000 examples each (the suite runs them short).
 fuzz: venv
-	BGPD_FUZZ=long $(PY) -m pytest -q tests/unit/test_fuzz_inputs.py
+	BGPD_FUZZ=long $(PY) -m pytest -q --timeout 3600 tests/unit/test_fuzz_inputs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

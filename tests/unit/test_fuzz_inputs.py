@@ -47,7 +47,8 @@ def long_run(test: Any) -> Any:
     (the suite runs each at its own size already)."""
     handle = test.hypothesis
     rerun = FUZZ(given(**handle._given_kwargs)(handle.inner_test))
-    return pytest.mark.skipif(not LONG, reason="long fuzz run: BGPD_FUZZ=long (make fuzz)")(rerun)
+    skip = pytest.mark.skipif(not LONG, reason="long fuzz run: BGPD_FUZZ=long (make fuzz)")
+    return pytest.mark.slow(skip(rerun))
 
 
 test_long_loader_documents = long_run(test_loader.test_fuzz_documents_only_produce_reported_errors)
