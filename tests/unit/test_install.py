@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # a real venv and pip install: about 35 s
 INSTALL = ROOT / "scripts" / "install"
 PREFIX = "/opt/bgpd-test"
 
