@@ -121,8 +121,12 @@ class KernelFibPort:
     is queued on the worker, so the reconciler decodes the next UPDATEs while the kernel installs
     the last ones (on the second core), and whatever arrives meanwhile goes in one bigger batch.
     Everything runs on that one worker in submission order, so dump() and sweep() see every change
-    applied before them. Failures are logged and counted when their batch completes.
+    applied before them. Failures are logged and counted when their batch completes. A backlog of
+    MAX_PENDING changes makes apply() wait for its batch: when UPDATEs arrive faster than the kernel
+    takes routes they wait as received (the bytes ExaBGP sent), not as a change object per route.
     """
+
+    MAX_PENDING = 65536
 
     def __init__(self, table: int, protocol: int) -> None:
         self._fib = KernelFib(table, protocol)
@@ -130,16 +134,20 @@ class KernelFibPort:
         self._lock = threading.Lock()
         self._pending: list[FibChange] = []
         self._queued = False  # a flush job is queued that has not taken the pending batch yet
+        self._last: asyncio.Future[tuple[ApplyResult, int]] | None = None  # the latest flush job
         self.errors = 0
 
     async def apply(self, changes: Sequence[FibChange]) -> None:
         with self._lock:
             self._pending.extend(changes)
-            if self._queued or not self._pending:
+            if not self._pending:
                 return
-            self._queued = True
-        future = asyncio.get_running_loop().run_in_executor(self._pool, self._flush)
-        future.add_done_callback(self._flushed)
+            backlog, submit, self._queued = len(self._pending), not self._queued, True
+        if submit:
+            self._last = asyncio.get_running_loop().run_in_executor(self._pool, self._flush)
+            self._last.add_done_callback(self._flushed)
+        if backlog >= self.MAX_PENDING and self._last is not None:
+            await asyncio.wait([self._last])  # the job that takes this backlog; _flushed reports
 
     def _flush(self) -> tuple[ApplyResult, int]:
         with self._lock:

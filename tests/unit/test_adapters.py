@@ -94,3 +94,22 @@ def test_a_failed_batch_is_counted_and_the_next_one_still_goes(port: tuple[Kerne
         assert fib_port.errors == 1
 
     asyncio.run(main())
+
+
+def test_a_backlog_past_the_limit_waits_for_the_kernel(port: tuple[KernelFibPort, FakeFib],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    fib_port, fake = port
+    monkeypatch.setattr(KernelFibPort, "MAX_PENDING", 2)
+
+    async def main() -> None:
+        await fib_port.apply([change("1.0.0.0/24")])  # taken by the worker, blocked in the "kernel"
+        await asyncio.sleep(0.05)
+        await fib_port.apply([change("2.0.0.0/24")])  # backlog 1: returns
+        waiting = asyncio.ensure_future(fib_port.apply([change("3.0.0.0/24")]))  # backlog 2: waits
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        fake.release.set()
+        await asyncio.wait_for(waiting, 5)
+        assert fake.calls == [["1.0.0.0/24"], ["2.0.0.0/24", "3.0.0.0/24"]]
+
+    asyncio.run(main())
