@@ -24,8 +24,9 @@ from typing import Any
 
 import structlog
 
-from bgpd import __version__, nodestatus_task
+from bgpd import __version__, nodestatus_task, tcpstats
 from bgpd.control.server import AlreadyRunning, ControlServer
+from bgpd.diagnosis import Evidence
 from bgpd.metrics import Metrics
 from bgpd.model.snapshot import Snapshot
 from bgpd.ports import Clock
@@ -37,7 +38,8 @@ from bgpd.store.writer import open_writer
 
 log = structlog.get_logger("bgpd")
 
-Inbox = asyncio.Queue[Snapshot | Event]
+Inbox = asyncio.Queue[Snapshot | Event | Evidence]
+EVIDENCE_EVERY = 3.0  # seconds between evidence samples while a session is down (bgpd.diagnosis)
 # Calico's logSeverityScreen values -> our levels.
 _SEVERITY = {"debug": "debug", "info": "info", "warning": "warning", "error": "error", "fatal": "error"}
 
@@ -99,7 +101,8 @@ async def main(settings: Settings) -> int:
                      group.create_task(_drive(reconciler, inbox, clock, notify, settings.log_level,
                                               observe=metrics.observe if metrics else None),
                                        name="reconciler"),
-                     group.create_task(notify.watchdog(), name="watchdog")]
+                     group.create_task(notify.watchdog(), name="watchdog"),
+                     group.create_task(_gather_evidence(reconciler, inbox), name="evidence")]
             await stop.wait()
             log.info("bgpd_stopping", reason="bgpd drain" if drained else "signal", graceful=not drained)
             notify.send("STOPPING=1")
@@ -144,6 +147,18 @@ def _stop_event() -> asyncio.Event:
 async def _pump(source: AsyncIterator[Snapshot] | AsyncIterator[Event], inbox: Inbox) -> None:
     async for item in source:
         inbox.put_nowait(item)
+
+
+async def _gather_evidence(reconciler: Reconciler, inbox: Inbox) -> None:
+    """While a session is down, sample why (bgpd.tcpstats) and hand it to the reconciler in order."""
+    while True:
+        await asyncio.sleep(EVIDENCE_EVERY)
+        wanted = reconciler.evidence_wanted()
+        if wanted is None:
+            continue
+        gtsm, targets = wanted
+        drops = await tcpstats.read_gtsm_drops() if gtsm else None
+        inbox.put_nowait(Evidence(tcpstats.read_counters(), drops, await tcpstats.probe_all(targets)))
 
 
 async def _drive(reconciler: Reconciler, inbox: Inbox, clock: Clock, notify: SystemdNotifier,

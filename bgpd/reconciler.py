@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from bgpd import diagnosis
 from bgpd.bgp import Family, PathAttributes
 from bgpd.control.status import SessionStatus, StatusReport
 from bgpd.desired import DesiredNode, DesiredSession
+from bgpd.diagnosis import Evidence, Observation, ProbeResult, ProbeTarget
 from bgpd.model.snapshot import Snapshot
 from bgpd.plan import Plan, SessionAction, plan
 from bgpd.ports import Clock, FibPort, SpeakerPort
@@ -47,6 +49,8 @@ Resolver = Callable[[Snapshot, str], DesiredNode]
 ESTABLISHED = "Established"
 FAMILY_OF: dict[int, Family] = {4: "ipv4 unicast", 6: "ipv6 unicast"}
 MAX_NLRI_PER_COMMAND = 1000  # keeps API lines short; ExaBGP packs them into UPDATEs itself
+PROBE_AFTER = 5.0  # seconds a session may take to come up before bgpd tries a TCP connect itself
+PROBE_EVERY = 30.0  # seconds between such probes of one session
 _LOG_EVENTS = {"add": "session_added", "remove": "session_removed", "reset": "session_reset",
                "update": "session_updated"}
 
@@ -67,6 +71,11 @@ class _Session:
     eor_seen: bool = False
     over_limit: bool = False  # said once per session that the max-prefix limit was hit
     notification: str | None = None  # the last NOTIFICATION, as a reason
+    peer_as: int | None = None  # the AS in the peer's last OPEN (ExaBGP rejects a wrong one: 2/2)
+    observations: dict[str, Observation] = field(default_factory=dict)  # kernel evidence while down
+    probe: ProbeResult | None = None  # the last TCP probe's outcome while down
+    created: float = 0.0  # monotonic
+    probed: float | None = None  # monotonic
     # Reset while connected: ExaBGP's next "down" is the close of the replaced connection, and its
     # reason must not hide why the session was reset (e.g. a password change: MD5 suspected).
     closing_previous: bool = False
@@ -82,12 +91,21 @@ class _Session:
     def info(self) -> str:
         if self.state == ESTABLISHED:
             return ESTABLISHED
-        info = f"{self.state}: {self.reason}" if self.reason else self.state
+        d, notes = self.desired, []
+        if self.peer_as is not None and self.peer_as != d.remote_as:
+            notes.append(diagnosis.open_error(self.peer_as, d.remote_as))
         if self.notification:
-            info += f"; last NOTIFICATION {self.notification}"
-        if self.desired.password is not None and not self.opened:
-            info += " (no OPEN received; MD5 password mismatch suspected)"
-        return info
+            notes.append(f"last {self.notification}")
+        if not self.opened and (d.password is not None or self.observations or self.probe):
+            notes.append("no OPEN received")
+        notes += [diagnosis.observation_text(o, d.ttl_security) for o in self.observations.values()]
+        if self.probe is not None and not self.opened:
+            notes.append(diagnosis.probe_text(self.probe, d.peer_ip, d.port))
+        return diagnosis.info(self.state, self.reason, notes)
+
+    def clear_evidence(self) -> None:
+        self.notification, self.peer_as, self.probe, self.probed = None, None, None, None
+        self.observations = {}
 
 
 @dataclass
@@ -117,6 +135,7 @@ class Reconciler:
     _local: LocalInfo | None = None
     _deadline: float | None = None
     _deadline_known: bool = False
+    _evidence: Evidence | None = None  # the previous sample: rises are counted from it
 
     def __post_init__(self) -> None:
         self.started = self.clock.time()
@@ -217,7 +236,8 @@ class Reconciler:
             why = "new session" if action.kind == "add" else "reset: " + ", ".join(action.changed)
             waiting = "Passive" if action.session.passive else "Connect"
             previous = self.sessions.get(action.name)
-            self.sessions[action.name] = _Session(action.session, waiting, self.clock.time(), why)
+            self.sessions[action.name] = _Session(action.session, waiting, self.clock.time(), why,
+                                                  created=self.clock.monotonic())
             if previous is not None:
                 self.sessions[action.name].advertised = previous.advertised
                 self.sessions[action.name].closing_previous = previous.state in (ESTABLISHED, "OpenSent")
@@ -234,7 +254,10 @@ class Reconciler:
 
     # ---------------------------------------------------------------- speaker events
 
-    async def on_event(self, event: Event) -> None:
+    async def on_event(self, event: Event | Evidence) -> None:
+        if isinstance(event, Evidence):
+            self._on_evidence(event)
+            return
         if not isinstance(event, RoutesReceived | RoutesWithdrawn):  # the common case moves no deadline
             self._deadline_known = False
         if isinstance(event, SpeakerRestarted):
@@ -258,7 +281,7 @@ class Reconciler:
             # RFC 4724: a peer keeps forwarding across its restart only for the families its GR
             # capability lists; BIRD's default ("aware") lists none, so its routes go when it does.
             restarts = event.gr_time is not None and s.family in event.gr_families
-            s.opened, s.peer_router_id = True, event.router_id
+            s.opened, s.peer_router_id, s.peer_as = True, event.router_id, event.asn
             s.peer_restart_time = event.gr_time if restarts else None
         elif isinstance(event, RoutesReceived):
             await self._emit(self.rib.update(name, event.prefixes, event.attributes))
@@ -273,7 +296,8 @@ class Reconciler:
             await self._emit(self.rib.end_of_rib(name, event.family))
             await self._maybe_sweep()
         elif isinstance(event, NotificationEvent):
-            s.notification = f"{event.direction} {event.code}/{event.subcode} {event.message}".strip()
+            s.notification = diagnosis.notification_text(event.direction, event.code, event.subcode,
+                                                         event.message, s.desired.local_as)
             log.info("notification", peer=name, peer_ip=event.peer_ip, reason=s.notification)
 
     async def _peer_state(self, name: str, s: _Session, event: PeerState) -> None:
@@ -287,7 +311,10 @@ class Reconciler:
         if not closed_previous:
             s.reason = event.reason or ("TCP connected, waiting for OPEN" if state == "OpenSent" else None)
         if state == ESTABLISHED and not was_up:
-            s.notification, s.over_limit = None, False
+            s.clear_evidence()
+            s.over_limit = False
+            if all(other.state == ESTABLISHED for other in self.sessions.values()):
+                self._evidence = None  # nothing is sampled while all are up: the next sample is a baseline
             log.info("session_established", peer=name, peer_ip=s.desired.peer_ip,
                      reason=event.reason or "OPEN and KEEPALIVE exchanged")
             # Our whole table first, then End-of-RIB: a restarting peer sweeps what EoR did not cover.
@@ -309,6 +336,49 @@ class Reconciler:
             log.info("session_down", peer=name, peer_ip=s.desired.peer_ip, reason=s.reason, graceful=graceful)
             now = self.clock.monotonic()
             await self._emit(self.rib.peer_down(name, now, graceful=graceful, keep_for=keep_for))
+
+    # ---------------------------------------------------------------- evidence (bgpd.diagnosis)
+
+    def evidence_wanted(self) -> tuple[bool, tuple[ProbeTarget, ...]] | None:
+        """What the next evidence sample should hold: None while every session is up (nothing to
+        explain), else whether to read the GTSM drops and which peers to probe now."""
+        down = [s for s in self.sessions.values() if s.state != ESTABLISHED]
+        if not down:
+            return None
+        now = self.clock.monotonic()
+        gtsm = any(s.desired.ttl_security is not None for s in down)
+        return gtsm, tuple(self._probe_target(s) for s in down if self._probe_due(s, now))
+
+    def _probe_due(self, s: _Session, now: float) -> bool:
+        d = s.desired
+        quiet = d.passive or d.password is not None or d.ttl_security is not None or s.opened
+        due = s.probed is None or now - s.probed >= PROBE_EVERY
+        return not quiet and due and now - s.created >= PROBE_AFTER
+
+    def _probe_target(self, s: _Session) -> ProbeTarget:
+        d, node = s.desired, self.current
+        own = None if node is None else node.ipv4 if d.family == 4 else node.ipv6
+        return ProbeTarget(d.name, d.peer_ip, d.port, d.source_address or own)
+
+    def _on_evidence(self, e: Evidence) -> None:
+        previous, self._evidence = self._evidence, e
+        for name, result in e.probes:
+            if name in self.sessions and self.sessions[name].state != ESTABLISHED:
+                self.sessions[name].probe, self.sessions[name].probed = result, self.clock.monotonic()
+        if previous is None:
+            return
+        down = [diagnosis.Candidate(s.desired.name, s.desired.peer_ip, s.desired.password is not None,
+                                    s.desired.ttl_security)
+                for s in self.sessions.values() if s.state != ESTABLISHED]
+        rise = (e.counters.rise_since(previous.counters) if e.counters and previous.counters
+                else diagnosis.TcpCounters())
+        drops = (diagnosis.gtsm_rise(e.gtsm_drops, previous.gtsm_drops)
+                 if e.gtsm_drops is not None and previous.gtsm_drops is not None else {})
+        for name, kind, count, shared in diagnosis.attribute(rise, drops, down):
+            s = self.sessions[name]
+            old = s.observations.get(kind)
+            s.observations[kind] = (old.add(count, shared) if old
+                                    else Observation(kind, count, self.clock.time(), shared))
 
     # ---------------------------------------------------------------- timers
 

@@ -156,7 +156,9 @@ def _open(peer: str, body: dict[str, Any]) -> PeerOpen:
     # flag lists hold ExaBGP's name for the F bit, which bgpd does not need while the peer is down)
     names = () if gr is None else gr.get("address-family-flags", {})
     gr_families = [f for f in (_family(str(n).replace("/", " ")) for n in names) if f is not None]
-    return PeerOpen(peer, str(body["router_id"]), int(body["asn"]), int(body["hold_time"]), gr_time,
+    # a 4-byte AS travels in the asn4 capability; the OPEN's own field then says AS_TRANS (23456)
+    asn = body.get("capabilities", {}).get("65", {}).get("asn4", body["asn"])
+    return PeerOpen(peer, str(body["router_id"]), int(asn), int(body["hold_time"]), gr_time,
                     tuple(gr_families))
 
 

@@ -229,14 +229,14 @@ def test_password_change_resets_only_that_session_and_drops_its_routes() -> None
                       exports=A.exports, static_routes=A.static_routes, export_policy=POLICY))
     assert w.speaker.calls == [("configure", (M2, M3))]
     assert w.info() == {
-        M2: ("start", "Connect: reset: password (no OPEN received; MD5 password mismatch suspected)"),
+        M2: ("start", "Connect: reset: password; no OPEN received"),
         M3: ("up", "Established")}
     assert w.fib.routes == {P2: ("10.0.0.3",), "10.0.0.9/32": ("10.0.0.254",)}
     assert "s3cret" not in repr(w.r.status().to_json())
     # ExaBGP then reports the replaced connection closed: the reset's reason stays in INFO
     w.event(PeerState(IPS[M2], "down", "graceful restarted negotiated, closing without a notification"))
     assert w.info()[M2] == (
-        "start", "Active: reset: password (no OPEN received; MD5 password mismatch suspected)")
+        "start", "Active: reset: password; no OPEN received")
 
 
 def test_filter_change_updates_in_place_without_reconfiguring_the_speaker() -> None:
@@ -266,9 +266,10 @@ def test_status_info_gives_the_reason_a_session_is_not_up() -> None:
             PeerState("10.0.0.3", "down", None))
     w.event(NotificationEvent("10.0.0.2", "receive", 2, 2, "Bad Peer AS"))
     assert w.info() == {
-        M2: ("start", "Active: Connection refused; last NOTIFICATION receive 2/2 Bad Peer AS"),
+        M2: ("start", "Active: Connection refused; last NOTIFICATION received 2/2 OPEN error: bad peer AS; "
+                      "the peer does not expect our AS 64512"),
         M3: ("start", "Passive"),
-        G9: ("start", "Connect: new session (no OPEN received; MD5 password mismatch suspected)")}
+        G9: ("start", "Connect: new session; no OPEN received")}
     w.event(PeerOpen("10.0.0.9", "10.0.0.9", 64512, 90, None, ()))
     w.up(M2, M3, G9)
     assert set(w.info().values()) == {("up", "Established")}
