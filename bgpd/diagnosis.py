@@ -121,7 +121,7 @@ def gtsm_rise(now: Iterable[tuple[str, int]], before: Iterable[tuple[str, int]])
     return {ip: n - earlier.get(ip, 0) for ip, n in now if n > earlier.get(ip, 0)}
 
 
-def observation_text(o: Observation, ttl_security: int | None = None) -> str:
+def observation_text(o: Observation) -> str:
     since = clock(o.since)
     if o.shared > 1:
         what = {"md5_failure": "MD5 failures (wrong signature)", "md5_not_found": "MD5 signatures missing",
@@ -136,12 +136,19 @@ def observation_text(o: Observation, ttl_security: int | None = None) -> str:
     if o.kind == "md5_unexpected":
         return (f"MD5: {o.count} signed segments since {since}, but this session has no password "
                 "(the peer has one)")
-    hops = "" if ttl_security is None else f" (ttlSecurity {ttl_security})"
     if o.kind == "min_ttl":
-        return (f"GTSM: {o.count} packets below the minimum TTL dropped since {since}{hops}: the peer is "
-                "too many hops away or does not send TTL 255")
-    return (f"GTSM: {o.count} packets from the peer dropped by bgpd's TTL rule since {since}{hops}: the "
-            "peer is too many hops away or does not send TTL 255")
+        return f"GTSM: {o.count} packets below the minimum TTL dropped on our connections since {since}"
+    return f"GTSM: {o.count} packets from the peer dropped by bgpd's TTL rule since {since}"
+
+
+def observations_text(observations: Iterable[Observation], ttl_security: int | None) -> list[str]:
+    """Each observation, then once what GTSM drops mean for this session."""
+    found = list(observations)
+    notes = [observation_text(o) for o in found]
+    if ttl_security is not None and any(o.kind in ("min_ttl", "gtsm_drop") and o.shared == 1 for o in found):
+        notes.append(f"the peer is more than {ttl_security} hop(s) away (ttlSecurity) or does not send "
+                     "TTL 255")
+    return notes
 
 
 def probe_text(result: ProbeResult, peer_ip: str, port: int) -> str:

@@ -98,7 +98,7 @@ class _Session:
             notes.append(f"last {self.notification}")
         if not self.opened and (d.password is not None or self.observations or self.probe):
             notes.append("no OPEN received")
-        notes += [diagnosis.observation_text(o, d.ttl_security) for o in self.observations.values()]
+        notes += diagnosis.observations_text(self.observations.values(), d.ttl_security)
         if self.probe is not None and not self.opened:
             notes.append(diagnosis.probe_text(self.probe, d.peer_ip, d.port))
         return diagnosis.info(self.state, self.reason, notes)

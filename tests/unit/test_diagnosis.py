@@ -19,6 +19,7 @@ from bgpd.diagnosis import (
     gtsm_rise,
     notification_text,
     observation_text,
+    observations_text,
     open_error,
     probe_text,
 )
@@ -71,14 +72,19 @@ def test_counter_rises_never_go_negative_and_gtsm_rises_are_per_address() -> Non
      "MD5 failures (wrong signature) observed on this host since 22:13:20 UTC (12; 3 sessions that are "
      "down could have caused them)"),
     (Observation("min_ttl", 4, T0), 1,
-     "GTSM: 4 packets below the minimum TTL dropped since 22:13:20 UTC (ttlSecurity 1): the peer is too "
-     "many hops away or does not send TTL 255"),
+     "GTSM: 4 packets below the minimum TTL dropped on our connections since 22:13:20 UTC"),
     (Observation("gtsm_drop", 9, T0), 2,
-     "GTSM: 9 packets from the peer dropped by bgpd's TTL rule since 22:13:20 UTC (ttlSecurity 2): the "
-     "peer is too many hops away or does not send TTL 255"),
+     "GTSM: 9 packets from the peer dropped by bgpd's TTL rule since 22:13:20 UTC"),
 ])
 def test_observation_text(observation: Observation, ttl: int | None, text: str) -> None:
-    assert observation_text(observation, ttl) == text
+    assert observation_text(observation) == text
+
+
+def test_gtsm_observations_explain_themselves_once() -> None:
+    both = [Observation("min_ttl", 4, T0), Observation("gtsm_drop", 9, T0)]
+    assert observations_text(both, 1)[2:] == [
+        "the peer is more than 1 hop(s) away (ttlSecurity) or does not send TTL 255"]
+    assert observations_text([Observation("md5_failure", 1, T0)], 1)[1:] == []
 
 
 @pytest.mark.parametrize(("result", "peer", "text"), [
@@ -220,6 +226,7 @@ def test_gtsm_drops_are_read_only_when_a_gtsm_session_is_down_and_attributed_by_
     w.event(Evidence(TcpCounters(min_ttl_drop=1), gtsm_drops=(("10.0.9.2", 3),)))
     w.event(Evidence(TcpCounters(min_ttl_drop=2), gtsm_drops=(("10.0.9.2", 8),)))
     info = w.info()["Global_10_0_9_2"][1]
-    assert "GTSM: 1 packets below the minimum TTL dropped" in info
+    assert "GTSM: 1 packets below the minimum TTL dropped on our connections" in info
     assert "GTSM: 5 packets from the peer dropped by bgpd's TTL rule" in info
+    assert info.endswith("; the peer is more than 1 hop(s) away (ttlSecurity) or does not send TTL 255")
     assert w.info()[M3] == ("up", "Established")
