@@ -2,6 +2,12 @@
 
 The socket is never world-accessible: its directory is created 0750, the socket is bound under a
 umask that leaves 0660 and is then chowned to group ``bgpd`` when that group exists.
+
+A client cannot hold the daemon's file descriptors: a connection idle for IDLE_TIMEOUT seconds (no
+request, or an answer it does not read) is closed, and at most MAX_CONNECTIONS are open at a time.
+At the limit, the connection that has waited longest for a request makes room (it gets an error line
+and is closed), so half-open connections cannot lock `bgpd status` out; when every connection is
+busy with a request, the new one gets the error line and is closed at once.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ GROUP = "bgpd"
 SOCKET_MODE = 0o660
 DIR_MODE = 0o750
 BACKLOG = 1024  # a burst of `bgpd status` probes must queue, not be refused
+IDLE_TIMEOUT = 30.0
+MAX_CONNECTIONS = 64
 
 log = structlog.get_logger("bgpd.control")
 
@@ -34,9 +42,13 @@ class AlreadyRunning(Exception):
 
 
 class ControlServer:
-    def __init__(self, path: str | Path, handlers: Mapping[str, Handler]) -> None:
+    def __init__(self, path: str | Path, handlers: Mapping[str, Handler], *,
+                 idle_timeout: float = IDLE_TIMEOUT, max_connections: int = MAX_CONNECTIONS) -> None:
         self.path = Path(path)
         self.handlers = dict(handlers)
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self._open: dict[asyncio.StreamWriter, float | None] = {}  # -> idle since (None: busy)
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -63,16 +75,57 @@ class ControlServer:
             self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._open) >= self.max_connections and not self._evict_idlest():
+            log.warning("control_connection_refused", limit=self.max_connections,
+                        reason="too many connections, all busy")
+            writer.write(encode_error(f"too many connections (at most {self.max_connections} at a time); "
+                                      "try again later"))
+            await self._close(writer)  # the line fits the socket buffer: no drain to wait on
+            return
+        loop = asyncio.get_running_loop()
         try:
-            while (line := await _read_line(reader)) is not None:
+            while True:
+                self._open[writer] = loop.time()
+                line = await asyncio.wait_for(_read_line(reader), self.idle_timeout)
+                if line is None or writer not in self._open:  # EOF, or evicted meanwhile
+                    break
+                self._open[writer] = None
                 writer.write(await self._answer(line))
-                await writer.drain()
+                await asyncio.wait_for(writer.drain(), self.idle_timeout)
+        except TimeoutError:
+            log.info("control_connection_closed", reason=f"idle for {self.idle_timeout:g} s")
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+            self._open.pop(writer, None)
+            await self._close(writer)
+
+    @property
+    def connections(self) -> int:
+        return len(self._open)
+
+    def _evict_idlest(self) -> bool:
+        """Close the connection waiting longest for a request; False when every one is busy."""
+        idle = [(since, id(w), w) for w, since in self._open.items() if since is not None]
+        if not idle:
+            return False
+        _, _, writer = min(idle)
+        del self._open[writer]
+        log.info("control_connection_closed", reason="idle the longest at the connection limit")
+        writer.write(encode_error(f"closed: too many connections (at most {self.max_connections}), "
+                                  "and this one was idle the longest"))
+        writer.close()  # its reader sees EOF and its task ends
+        return True
+
+    async def _close(self, writer: asyncio.StreamWriter) -> None:
+        """Close, and drop what a client that does not read leaves unsent after the idle timeout."""
+        writer.close()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), self.idle_timeout)
+        except TimeoutError:
+            writer.transport.abort()
+        except ConnectionError:
+            pass
 
     async def _answer(self, line: bytes | ProtocolError) -> bytes:
         try:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from bgpd.control.client import NotRunning, request
 from bgpd.control.protocol import MAX_LINE, ProtocolError, decode_request, encode_request
-from bgpd.control.server import AlreadyRunning, ControlServer
+from bgpd.control.server import MAX_CONNECTIONS, AlreadyRunning, ControlServer
 
 
 async def _status(args: dict[str, Any]) -> Any:
@@ -97,15 +97,19 @@ def test_bad_requests_get_clear_errors_and_the_connection_keeps_working(tmp_path
 
 def test_hammering_with_many_clients_leaves_the_server_serving(tmp_path: Path) -> None:
     async def body(server: ControlServer) -> None:
+        slots = asyncio.Semaphore(MAX_CONNECTIONS // 2)  # many at once, within the connection limit
+
         async def one(i: int) -> None:
             bad, _ = BAD[i % len(BAD)]
-            answers = await exchange(server.path, bad, encode_request("status"))
+            async with slots:
+                answers = await exchange(server.path, bad, encode_request("status"))
             assert answers[0]["ok"] is False and answers[1]["ok"] is True
 
         async def abrupt() -> None:  # half a request, then hang up
-            _, writer = await asyncio.open_unix_connection(str(server.path))
-            writer.write(b'{"v":1,"cmd":')
-            writer.close()
+            async with slots:
+                _, writer = await asyncio.open_unix_connection(str(server.path))
+                writer.write(b'{"v":1,"cmd":')
+                writer.close()
 
         await asyncio.gather(*(one(i) for i in range(200)), *(abrupt() for _ in range(50)))
         assert await asyncio.to_thread(request, server.path, "status") == {"node": "node-1", "args": {}}
@@ -199,3 +203,73 @@ def test_bgpd_status_command_prints_the_table_and_exits_by_readiness(
     assert json.loads(capsys.readouterr().out)["sessions"][0]["info"] == "Established"
     assert main(["status", "--socket", str(path)]) == 3
     assert capsys.readouterr().err == f"bgpd status: bgpd is not running (no socket at {path})\n"
+
+
+def serve_with(tmp_path: Path, body: Callable[[ControlServer], Awaitable[None]], **limits: Any) -> None:
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def slow(args: dict[str, Any]) -> Any:
+            await release.wait()
+            return "slow"
+
+        server = ControlServer(tmp_path / "run" / "bgpd.sock", {"status": _status, "slow": slow}, **limits)
+        server.release = release  # type: ignore[attr-defined]
+        await server.start()
+        try:
+            await body(server)
+        finally:
+            release.set()
+            await server.close()
+    asyncio.run(main())
+
+
+async def until_eof(reader: asyncio.StreamReader) -> bytes:
+    """Everything the server still sends before it closes the connection (guarded: never hangs)."""
+    return await asyncio.wait_for(reader.read(), 10)
+
+
+def test_an_idle_connection_is_closed(tmp_path: Path) -> None:
+    async def body(server: ControlServer) -> None:
+        reader, writer = await asyncio.open_unix_connection(str(server.path))
+        writer.write(b'{"v": 1, "cm')  # half a request, then nothing
+        assert await until_eof(reader) == b""
+        assert server.connections == 0
+        writer.close()
+    serve_with(tmp_path, body, idle_timeout=0.3)
+
+
+def test_at_the_limit_the_longest_idle_connection_makes_room(tmp_path: Path) -> None:
+    async def body(server: ControlServer) -> None:
+        held = [await asyncio.open_unix_connection(str(server.path)) for _ in range(2)]
+        for reader, writer in held:  # each answered once, then idle: the first is idle longest
+            writer.write(encode_request("status"))
+            assert json.loads(await reader.readline())["ok"] is True
+        assert await exchange(server.path, encode_request("status")) == [
+            {"v": 1, "ok": True, "result": {"node": "node-1", "args": {}}}]
+        evicted = json.loads(await until_eof(held[0][0]))
+        assert evicted == {"v": 1, "ok": False,
+                           "error": "closed: too many connections (at most 2), and this one was idle the "
+                                    "longest"}
+        held[1][1].write(encode_request("status"))  # the other one still works
+        assert json.loads(await held[1][0].readline())["ok"] is True
+        for _, writer in held:
+            writer.close()
+    serve_with(tmp_path, body, max_connections=2)
+
+
+def test_at_the_limit_with_every_connection_busy_a_new_one_gets_an_error(tmp_path: Path) -> None:
+    async def body(server: ControlServer) -> None:
+        busy = [await asyncio.open_unix_connection(str(server.path)) for _ in range(2)]
+        for _, writer in busy:
+            writer.write(encode_request("slow"))
+        while server.connections < 2 or any(t is not None for t in server._open.values()):
+            await asyncio.sleep(0.01)  # both requests are being handled
+        reader, writer = await asyncio.open_unix_connection(str(server.path))
+        assert json.loads(await until_eof(reader)) == {
+            "v": 1, "ok": False, "error": "too many connections (at most 2 at a time); try again later"}
+        server.release.set()  # type: ignore[attr-defined]
+        for reader, writer in busy:
+            assert json.loads(await reader.readline())["result"] == "slow"
+            writer.close()
+    serve_with(tmp_path, body, max_connections=2)
