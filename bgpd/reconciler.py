@@ -77,7 +77,7 @@ class _Session:
     created: float = 0.0  # monotonic
     probed: float | None = None  # monotonic
     # Reset while connected: ExaBGP's next "down" is the close of the replaced connection, and its
-    # reason must not hide why the session was reset (e.g. a password change: MD5 suspected).
+    # reason must not hide why the session was reset (e.g. a password change).
     closing_previous: bool = False
     # What ExaBGP holds in its adj-rib-out for the peer. ExaBGP replays that on reconnect, so what was
     # withdrawn meanwhile (the RIB tells only established peers) must be withdrawn when it comes back.
