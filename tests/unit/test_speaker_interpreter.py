@@ -60,6 +60,7 @@ def test_pypy_runs_the_venvs_exabgp_package_and_sees_nothing_else(tmp_path: Path
     path_dir = Path(env["PYTHONPATH"])
     assert os.listdir(path_dir) == ["exabgp"] and (path_dir / "exabgp").resolve() == package
     assert env["PYPY_GC_NURSERY"] == "16M"
+    assert env["PYTHONPYCACHEPREFIX"] == str(tmp_path / "run" / "pypy-pycache")  # not the (read-only) venv
     out = subprocess.run([*command.argv, "version"], env={**os.environ, **env}, capture_output=True,
                          text=True, check=True, timeout=60).stdout
     assert "ExaBGP : 5." in out and "PyPy" in out
