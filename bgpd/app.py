@@ -39,7 +39,7 @@ from bgpd.store.writer import open_writer
 log = structlog.get_logger("bgpd")
 
 Inbox = asyncio.Queue[Snapshot | Event | Evidence]
-EVIDENCE_EVERY = 3.0  # seconds between evidence samples while a session is down (bgpd.diagnosis)
+EVIDENCE_EVERY = 2.0  # seconds between evidence samples while a session is down (bgpd.diagnosis)
 # Calico's logSeverityScreen values -> our levels.
 _SEVERITY = {"debug": "debug", "info": "info", "warning": "warning", "error": "error", "fatal": "error"}
 
@@ -158,7 +158,8 @@ async def _gather_evidence(reconciler: Reconciler, inbox: Inbox) -> None:
             continue
         gtsm, targets = wanted
         drops = await tcpstats.read_gtsm_drops() if gtsm else None
-        inbox.put_nowait(Evidence(tcpstats.read_counters(), drops, await tcpstats.probe_all(targets)))
+        probes = await tcpstats.probe_all(targets)
+        inbox.put_nowait(Evidence(tcpstats.read_counters(), drops, tcpstats.read_syn_sent(), probes))
 
 
 async def _drive(reconciler: Reconciler, inbox: Inbox, clock: Clock, notify: SystemdNotifier,

@@ -55,6 +55,7 @@ class Evidence:
 
     counters: TcpCounters | None = None
     gtsm_drops: tuple[tuple[str, int], ...] | None = None  # None: not read (no GTSM session down)
+    syn_sent: tuple[tuple[str, int, int], ...] = ()  # our unanswered connects: (peer IP, port, retransmits)
     probes: tuple[tuple[str, ProbeResult], ...] = ()
 
 
@@ -149,6 +150,16 @@ def observations_text(observations: Iterable[Observation], ttl_security: int | N
         notes.append(f"the peer is more than {ttl_security} hop(s) away (ttlSecurity) or does not send "
                      "TTL 255")
     return notes
+
+
+def unanswered_text(peer_ip: str, port: int, retransmits: int, password: bool) -> str:
+    """Our own connection attempts get no SYN-ACK (seen as SYN-SENT sockets that retransmit)."""
+    where = f"[{peer_ip}]:{port}" if ":" in peer_ip else f"{peer_ip}:{port}"
+    text = f"our connection attempts to {where} get no answer (SYN sent {retransmits + 1} times)"
+    if password:
+        return text + (": a peer with another MD5 password drops them silently (so do a host that is down "
+                       "and a firewall)")
+    return text + ": the host is down, not on the link, or a firewall drops them"
 
 
 def probe_text(result: ProbeResult, peer_ip: str, port: int) -> str:

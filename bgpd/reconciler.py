@@ -51,6 +51,7 @@ FAMILY_OF: dict[int, Family] = {4: "ipv4 unicast", 6: "ipv6 unicast"}
 MAX_NLRI_PER_COMMAND = 1000  # keeps API lines short; ExaBGP packs them into UPDATEs itself
 PROBE_AFTER = 5.0  # seconds a session may take to come up before bgpd tries a TCP connect itself
 PROBE_EVERY = 30.0  # seconds between such probes of one session
+MIN_RETRANSMITS = 2  # a SYN of ours retransmitted this often (~3 s unanswered) is evidence
 _LOG_EVENTS = {"add": "session_added", "remove": "session_removed", "reset": "session_reset",
                "update": "session_updated"}
 
@@ -74,6 +75,7 @@ class _Session:
     peer_as: int | None = None  # the AS in the peer's last OPEN (ExaBGP rejects a wrong one: 2/2)
     observations: dict[str, Observation] = field(default_factory=dict)  # kernel evidence while down
     probe: ProbeResult | None = None  # the last TCP probe's outcome while down
+    unanswered: int | None = None  # most retransmissions seen of one of our SYNs to the peer while down
     created: float = 0.0  # monotonic
     probed: float | None = None  # monotonic
     # Reset while connected: ExaBGP's next "down" is the close of the replaced connection, and its
@@ -96,15 +98,20 @@ class _Session:
             notes.append(diagnosis.open_error(self.peer_as, d.remote_as))
         if self.notification:
             notes.append(f"last {self.notification}")
-        if not self.opened and (d.password is not None or self.observations or self.probe):
+        if not self.opened and (d.password is not None or self.observations or self.probe
+                                or self.unanswered is not None):
             notes.append("no OPEN received")
         notes += diagnosis.observations_text(self.observations.values(), d.ttl_security)
+        if self.unanswered is not None and not self.opened and self.probe != "timeout":  # else said twice
+            password = d.password is not None
+            notes.append(diagnosis.unanswered_text(d.peer_ip, d.port, self.unanswered, password))
         if self.probe is not None and not self.opened:
             notes.append(diagnosis.probe_text(self.probe, d.peer_ip, d.port))
         return diagnosis.info(self.state, self.reason, notes)
 
     def clear_evidence(self) -> None:
         self.notification, self.peer_as, self.probe, self.probed = None, None, None, None
+        self.unanswered = None
         self.observations = {}
 
 
@@ -365,6 +372,11 @@ class Reconciler:
         for name, result in e.probes:
             if name in self.sessions and self.sessions[name].state != ESTABLISHED:
                 self.sessions[name].probe, self.sessions[name].probed = result, self.clock.monotonic()
+        for s in self.sessions.values():
+            unanswered = [n for ip, port, n in e.syn_sent
+                          if ip == s.desired.peer_ip and port == s.desired.port and n >= MIN_RETRANSMITS]
+            if unanswered and s.state != ESTABLISHED:
+                s.unanswered = max(s.unanswered or 0, *unanswered)
         if previous is None:
             return
         down = [diagnosis.Candidate(s.desired.name, s.desired.peer_ip, s.desired.password is not None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import json
 import socket
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ from bgpd.diagnosis import ProbeResult, ProbeTarget, TcpCounters
 from bgpd.speaker.gtsm import TABLE
 
 NETSTAT = Path("/proc/net/netstat")
+TCP_TABLES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+SYN_SENT = "02"
 PROBE_TIMEOUT = 3.0
 _FIELDS = {"TCPMD5NotFound": "md5_not_found", "TCPMD5Unexpected": "md5_unexpected",
            "TCPMD5Failure": "md5_failure", "TCPMinTTLDrop": "min_ttl_drop"}
@@ -44,6 +47,32 @@ def read_counters(path: Path = NETSTAT) -> TcpCounters | None:
         return parse_netstat(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def parse_syn_sent(text: str) -> tuple[tuple[str, int, int], ...]:
+    """(peer IP, port, retransmissions) of each SYN-SENT socket in a /proc/net/tcp{,6} table."""
+    found = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 6 and fields[3] == SYN_SENT:
+            address, port = fields[2].split(":")
+            found.append((_proc_address(address), int(port, 16), int(fields[6], 16)))
+    return tuple(found)
+
+
+def _proc_address(hex_address: str) -> str:
+    """The kernel prints addresses as 32-bit words in host (little-endian) byte order."""
+    raw = bytes.fromhex(hex_address)
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(words))
+
+
+def read_syn_sent(tables: Sequence[Path] = TCP_TABLES) -> tuple[tuple[str, int, int], ...]:
+    found: list[tuple[str, int, int]] = []
+    for table in tables:
+        with contextlib.suppress(OSError, ValueError):
+            found += parse_syn_sent(table.read_text())
+    return tuple(found)
 
 
 def parse_gtsm_drops(nft_json: str) -> tuple[tuple[str, int], ...]:

@@ -22,9 +22,10 @@ from bgpd.diagnosis import (
     observations_text,
     open_error,
     probe_text,
+    unanswered_text,
 )
 from bgpd.speaker.codec import PeerOpen, PeerState, decode_line
-from bgpd.tcpstats import classify, parse_gtsm_drops, parse_netstat
+from bgpd.tcpstats import classify, parse_gtsm_drops, parse_netstat, parse_syn_sent
 from tests.unit.test_plan import node, session
 from tests.unit.test_reconciler import G9, M2, M3, World
 
@@ -230,3 +231,40 @@ def test_gtsm_drops_are_read_only_when_a_gtsm_session_is_down_and_attributed_by_
     assert "GTSM: 5 packets from the peer dropped by bgpd's TTL rule" in info
     assert info.endswith("; the peer is more than 1 hop(s) away (ttlSecurity) or does not send TTL 255")
     assert w.info()[M3] == ("up", "Established")
+
+
+TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0900640A:06FE 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 47096232 1
+   1: 0900640A:93BF 0200640A:00B3 02 00000001:00000000 01:000003FB 00000008     0        0 47108448 2
+   2: 0900640A:B5A5 0200640A:00B3 06 00000000:00000000 03:00000D30 00000000     0        0 0 3
+"""
+TCP6 = """  sl  local_address remote_address st tx_queue rx_queue tr tm->when retrnsmt
+   0: 000100FD000000000000000009000000:1234 000100FD000000000000000011000000:06FE 02 00000001:0 01:0 00000003
+"""
+
+
+def test_parse_syn_sent_sockets_of_both_families() -> None:
+    assert parse_syn_sent(TCP) == (("10.100.0.2", 179, 8),)  # LISTEN and TIME-WAIT are not attempts
+    assert parse_syn_sent(TCP6) == (("fd00:100::11", 1790, 3),)
+
+
+def test_unanswered_text_blames_md5_only_for_a_session_with_a_password() -> None:
+    assert unanswered_text("10.0.0.2", 179, 3, password=True) == (
+        "our connection attempts to 10.0.0.2:179 get no answer (SYN sent 4 times): a peer with another MD5 "
+        "password drops them silently (so do a host that is down and a firewall)")
+    assert unanswered_text("fd00::2", 179, 3, password=False) == (
+        "our connection attempts to [fd00::2]:179 get no answer (SYN sent 4 times): the host is down, not "
+        "on the link, or a firewall drops them")
+
+
+def test_our_unanswered_syns_are_evidence_for_that_peer_only() -> None:
+    w = down_world()
+    w.event(Evidence(TcpCounters(), syn_sent=(("10.0.0.9", 179, 1), ("10.0.0.7", 179, 9))))
+    assert w.info()[G9] == ("start", "Connect: new session; no OPEN received")  # one retransmission: early
+    w.event(Evidence(TcpCounters(), syn_sent=(("10.0.0.9", 179, 4),)))
+    w.event(Evidence(TcpCounters(), syn_sent=()))  # ExaBGP gave up on that socket: what was seen stays
+    assert w.info()[G9] == ("start", "Connect: new session; no OPEN received; our connection attempts to "
+                                     "10.0.0.9:179 get no answer (SYN sent 5 times): a peer with another "
+                                     "MD5 password drops them silently (so do a host that is down and a "
+                                     "firewall)")
+    assert w.info()[M2] == ("start", "Connect: new session")
