@@ -51,6 +51,7 @@ FAMILY_OF: dict[int, Family] = {4: "ipv4 unicast", 6: "ipv6 unicast"}
 MAX_NLRI_PER_COMMAND = 1000  # keeps API lines short; ExaBGP packs them into UPDATEs itself
 PROBE_AFTER = 5.0  # seconds a session may take to come up before bgpd tries a TCP connect itself
 PROBE_EVERY = 30.0  # seconds between such probes of one session
+PROBE_FAILURES = 2  # connections lost before any OPEN, before bgpd probes
 MIN_RETRANSMITS = 2  # a SYN of ours retransmitted this often (~3 s unanswered) is evidence
 _LOG_EVENTS = {"add": "session_added", "remove": "session_removed", "reset": "session_reset",
                "update": "session_updated"}
@@ -76,6 +77,7 @@ class _Session:
     observations: dict[str, Observation] = field(default_factory=dict)  # kernel evidence while down
     probe: ProbeResult | None = None  # the last TCP probe's outcome while down
     unanswered: int | None = None  # most retransmissions seen of one of our SYNs to the peer while down
+    failures: int = 0  # connections that went down before any OPEN
     created: float = 0.0  # monotonic
     probed: float | None = None  # monotonic
     # Reset while connected: ExaBGP's next "down" is the close of the replaced connection, and its
@@ -109,9 +111,12 @@ class _Session:
             notes.append(diagnosis.probe_text(self.probe, d.peer_ip, d.port))
         return diagnosis.info(self.state, self.reason, notes)
 
+    def evidence_kinds(self) -> tuple[object, ...]:
+        return self.probe, self.unanswered is not None, tuple(self.observations)
+
     def clear_evidence(self) -> None:
         self.notification, self.peer_as, self.probe, self.probed = None, None, None, None
-        self.unanswered = None
+        self.unanswered, self.failures = None, 0
         self.observations = {}
 
 
@@ -312,6 +317,8 @@ class Reconciler:
         waiting = "Passive" if s.desired.passive else "Active"
         state = {"up": ESTABLISHED, "connected": "OpenSent", "down": waiting}[event.state]
         closed_previous, s.closing_previous = s.closing_previous and event.state == "down", False
+        if event.state == "down" and not s.opened:
+            s.failures += 1
         if state != s.state:
             s.since = self.clock.time()
         s.state = state
@@ -359,8 +366,11 @@ class Reconciler:
     def _probe_due(self, s: _Session, now: float) -> bool:
         d = s.desired
         quiet = d.passive or d.password is not None or d.ttl_security is not None or s.opened
+        # only once our own attempts failed: a probe that a healthy peer answers is a connection it
+        # accepts and sees closed, which may delay its next attempt
+        failing = s.failures >= PROBE_FAILURES or s.unanswered is not None
         due = s.probed is None or now - s.probed >= PROBE_EVERY
-        return not quiet and due and now - s.created >= PROBE_AFTER
+        return not quiet and failing and due and now - s.created >= PROBE_AFTER
 
     def _probe_target(self, s: _Session) -> ProbeTarget:
         d, node = s.desired, self.current
@@ -368,6 +378,14 @@ class Reconciler:
         return ProbeTarget(d.name, d.peer_ip, d.port, d.source_address or own)
 
     def _on_evidence(self, e: Evidence) -> None:
+        """Take a sample; the log hears of a session's evidence when its kind changes, not its counts."""
+        before = {name: s.evidence_kinds() for name, s in self.sessions.items()}
+        self._take_evidence(e)
+        for name, s in self.sessions.items():
+            if s.evidence_kinds() != before[name]:
+                log.info("session_diagnosed", peer=name, peer_ip=s.desired.peer_ip, reason=s.info)
+
+    def _take_evidence(self, e: Evidence) -> None:
         previous, self._evidence = self._evidence, e
         for name, result in e.probes:
             if name in self.sessions and self.sessions[name].state != ESTABLISHED:

@@ -206,15 +206,25 @@ def test_md5_failures_are_attributed_to_the_one_password_session_down() -> None:
 
 def test_probes_go_to_active_plain_sessions_once_they_had_time_and_say_what_they_found() -> None:
     w = down_world()
+    w.event(*(PeerState(ip, "down", "closing connection") for ip in ("10.0.0.2", "10.0.0.9") for _ in "12"))
     assert w.r.evidence_wanted() == (False, ())  # too early: give ExaBGP its chance first
     w.clock.advance(6)
     # not M3 (passive: the peer dials), not G9 (a password: an unsigned SYN gets no answer anyway)
     assert w.r.evidence_wanted() == (False, (ProbeTarget(M2, "10.0.0.2", 179, "10.0.0.1"),))
     w.event(Evidence(TcpCounters(), probes=((M2, "refused"),)))
-    assert w.info()[M2] == ("start", "Connect: new session; no OPEN received; "
+    assert w.info()[M2] == ("start", "Active: closing connection; no OPEN received; "
                                      "connection refused: nothing listens on 10.0.0.2:179")
     assert w.r.evidence_wanted() == (False, ())  # not again before PROBE_EVERY
     w.clock.advance(31)
+    assert w.r.evidence_wanted() == (False, (ProbeTarget(M2, "10.0.0.2", 179, "10.0.0.1"),))
+
+
+def test_a_peer_that_may_just_be_slow_is_not_probed() -> None:
+    w = down_world()
+    w.clock.advance(60)
+    w.event(PeerState("10.0.0.2", "down", "closing connection"))  # one failure: could be a collision
+    assert w.r.evidence_wanted() == (False, ())
+    w.event(Evidence(TcpCounters(), syn_sent=(("10.0.0.2", 179, 2),)))  # our SYNs unanswered: probe
     assert w.r.evidence_wanted() == (False, (ProbeTarget(M2, "10.0.0.2", 179, "10.0.0.1"),))
 
 
