@@ -157,9 +157,14 @@ async def _gather_evidence(reconciler: Reconciler, inbox: Inbox) -> None:
         if wanted is None:
             continue
         gtsm, targets = wanted
-        drops = await tcpstats.read_gtsm_drops() if gtsm else None
-        probes = await tcpstats.probe_all(targets)
-        inbox.put_nowait(Evidence(tcpstats.read_counters(), drops, tcpstats.read_syn_sent(), probes))
+        try:
+            drops = await tcpstats.read_gtsm_drops() if gtsm else None
+            probes = await tcpstats.probe_all(targets)
+            sample = Evidence(tcpstats.read_counters(), drops, tcpstats.read_syn_sent(), probes)
+        except Exception as exc:  # e.g. out of file descriptors: a diagnostic aid never stops the daemon
+            log.warning("evidence_failed", reason=f"{type(exc).__name__}: {exc}")
+            continue
+        inbox.put_nowait(sample)
 
 
 async def _drive(reconciler: Reconciler, inbox: Inbox, clock: Clock, notify: SystemdNotifier,
