@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,13 +128,39 @@ def topology_path(name: str) -> Path:
 
 class RouteMonitor:
     """``ip monitor route`` in a node's namespace from now until `stop`, which returns the lines of
-    bgpd's routes (proto 44) the kernel deleted."""
+    bgpd's routes (proto 44) the kernel deleted.
+
+    Line-buffered (a pipe would hold the lines back), and the constructor returns only once the
+    monitor is subscribed (it has seen a marker route come and go), so an event right after it is
+    never missed and "0 deleted" cannot pass by accident.
+    """
+
+    MARKER = "192.0.2.254/32 table 250"  # TEST-NET-1, a table nothing else uses
 
     def __init__(self, lab: Lab, node: str) -> None:
-        self._proc = subprocess.Popen(["ip", "-n", lab[node].ns, "monitor", "route"],
+        self._ns = lab[node].ns
+        self._proc = subprocess.Popen(["stdbuf", "-oL", "ip", "-n", self._ns, "monitor", "route"],
                                       stdout=subprocess.PIPE, text=True)
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        marker = ["ip", "-n", self._ns, "route", "{}", "blackhole", *self.MARKER.split()]
+        wait_until(lambda: self._subscribed(marker), timeout=DEADLINE, interval=0.2,
+                   what=f"ip monitor subscribed in {self._ns}")
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self._lines.append(line.rstrip("\n"))
+
+    def _subscribed(self, marker: list[str]) -> bool:
+        # add and delete each time: a replace of an unchanged route may notify nobody
+        for verb in ("add", "del"):
+            subprocess.run([a.replace("{}", verb) for a in marker], capture_output=True, check=False)
+        return any("192.0.2.254" in line for line in list(self._lines))
 
     def stop(self) -> list[str]:
         self._proc.terminate()
-        out, _ = self._proc.communicate(timeout=10)
-        return [line for line in out.splitlines() if line.startswith("Deleted") and f"proto {PROTO}" in line]
+        self._proc.wait(timeout=10)
+        self._reader.join(timeout=10)
+        return [line for line in self._lines if line.startswith("Deleted") and f"proto {PROTO}" in line]
