@@ -27,7 +27,7 @@ import signal
 import sys
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
@@ -58,6 +58,9 @@ DRAIN_FLUSH = 1.0  # seconds for ExaBGP to put queued withdraws on the wire (see
 LOG_TAIL = 20
 RELOADED = "loaded new configuration successfully"  # ExaBGP's reactor log line after a reload
 RELOAD_CONFIRM = 1.0  # seconds to wait for it before signalling again
+# An interpreter crash, not an exit ExaBGP chose or a signal someone sent: PyPy was seen to SIGSEGV
+# under heavy load. Once is enough to stop trusting it on this host: later runs use CPython.
+_CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGABRT})
 RELOAD_ATTEMPTS = 10
 VALIDATE_ATTEMPTS = 3  # `exabgp validate` runs killed by a signal before it counts as a refusal
 
@@ -359,6 +362,7 @@ class ExaBGPSpeaker:
             if code is not None:
                 self.last_exit = self._describe_exit(code)
             log.warning("exabgp_exited", reason=self.last_exit, restarts=self.restarts)
+            self._leave_crashed_interpreter(code)
             await self._channel_lost()
             if loop.time() - started >= STABLE_RUN:
                 delay = BACKOFF_MIN
@@ -370,6 +374,15 @@ class ExaBGPSpeaker:
                 self._proc, self.last_exit = None, f"cannot start ExaBGP: {exc}"
                 continue
             self._events.put_nowait(SpeakerRestarted(self.restarts, self.last_exit or ""))
+
+    def _leave_crashed_interpreter(self, code: int | None) -> None:
+        if code is None or code >= 0 or -code not in _CRASH_SIGNALS:
+            return
+        if self._settings.command.interpreter != "pypy":
+            return
+        self._settings = replace(self._settings, launcher=None)  # the configured CPython `exabgp`
+        log.warning("exabgp_interpreter", interpreter="cpython", setting="pypy",
+                    reason=f"ExaBGP under PyPy crashed ({self.last_exit}); CPython from now on")
 
     def _describe_exit(self, code: int) -> str:
         what = _exit_status(code)

@@ -12,13 +12,14 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bgpd.desired import DesiredNode
 from bgpd.speaker.codec import PeerState, RoutesReceived, SpeakerRestarted
-from bgpd.speaker.config import SpeakerSettings
+from bgpd.speaker.config import ExaBGPCommand, SpeakerSettings
 from bgpd.speaker.process import ExaBGPSpeaker, SpeakerUnavailable, default_bridge_command
 from tests.unit.test_speaker_config import session
 
@@ -33,6 +34,9 @@ open(runs, "w").write(str(n))
 mode_file = os.path.join(here, f"mode{n}")
 mode = open(mode_file).read().strip() if os.path.exists(mode_file) else "idle"
 print(f"fake exabgp run {n} mode {mode}", flush=True)
+if mode == "segv":
+    import signal
+    os.kill(os.getpid(), signal.SIGSEGV)
 if mode == "crash":
     print("boom: something broke", flush=True)
     sys.exit(3)
@@ -153,6 +157,25 @@ def test_crashed_exabgp_is_restarted_with_reason_and_restart_event(fake: Path, t
             await speaker.stop()
             task.cancel()
         assert not speaker.config_path.exists() and not Path(speaker._settings.api_socket).exists()
+
+    asyncio.run(main())
+
+
+def test_a_crashed_pypy_exabgp_is_restarted_under_cpython(fake: Path, tmp_path: Path) -> None:
+    (fake.parent / "mode1").write_text("segv")
+
+    async def main() -> None:
+        speaker, desired = speaker_for(fake, tmp_path)
+        pypy = ExaBGPCommand((sys.executable, str(fake)), (("PYPY_GC_NURSERY", "16M"),), "pypy")
+        speaker._settings = replace(speaker._settings, launcher=pypy)
+        await speaker.start(desired)
+        try:
+            await until("restarted", lambda: speaker.restarts == 1 and speaker.pid is not None)
+            assert speaker.last_exit is not None and "SIGSEGV" in speaker.last_exit
+            assert speaker._settings.command == ExaBGPCommand((str(fake),))  # CPython from now on
+            assert (await speaker.send(["version"])).done == 1
+        finally:
+            await speaker.stop()
 
     asyncio.run(main())
 
