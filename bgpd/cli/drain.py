@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from bgpd.cli.status import EX_UNAVAILABLE, socket_path
+from bgpd.cli.status import EX_UNAVAILABLE, add_socket_options, socket_path
 from bgpd.control.client import NotRunning, request
 from bgpd.control.protocol import ProtocolError
-from bgpd.settings import DEFAULT_CONFIG, DEFAULT_SOCKET
 
 DRAIN_TIMEOUT = 60.0  # withdraws are flushed and every session closed before the answer
 
@@ -25,11 +23,7 @@ DRAIN_TIMEOUT = 60.0  # withdraws are flushed and every session closed before th
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("drain", help="withdraw every route from every peer, then stop the daemon",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--socket", metavar="PATH",
-                   help=f"control socket (default: control_socket of --config, else {DEFAULT_SOCKET})")
-    p.add_argument("--config", type=Path, metavar="FILE", help=f"settings file (default {DEFAULT_CONFIG})")
-    p.add_argument("--timeout", type=float, default=DRAIN_TIMEOUT, metavar="SECONDS",
-                   help=f"how long to wait for the daemon to finish (default {DRAIN_TIMEOUT:g})")
+    add_socket_options(p, DRAIN_TIMEOUT, "how long to wait for the daemon to finish")
     p.set_defaults(func=run)
 
 

@@ -23,12 +23,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("status", help="show the running daemon's sessions (exit 0: all Established)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print the JSON of DESIGN.md §4")
+    add_socket_options(p, DEFAULT_TIMEOUT, "how long to wait for the answer")
+    p.set_defaults(func=run)
+
+
+def add_socket_options(p: argparse.ArgumentParser, timeout: float, timeout_help: str) -> None:
+    """The options of every command that talks to the running daemon."""
     p.add_argument("--socket", metavar="PATH",
                    help=f"control socket (default: control_socket of --config, else {DEFAULT_SOCKET})")
     p.add_argument("--config", type=Path, metavar="FILE", help=f"settings file (default {DEFAULT_CONFIG})")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                   help=f"how long to wait for the answer (default {DEFAULT_TIMEOUT:g})")
-    p.set_defaults(func=run)
+    p.add_argument("--timeout", type=float, default=timeout, metavar="SECONDS",
+                   help=f"{timeout_help} (default {timeout:g})")
 
 
 def socket_path(args: argparse.Namespace) -> str:
