@@ -24,7 +24,8 @@ def _plain(value: object) -> str:
 class ConfigError:
     """One problem with one field of one resource document.
 
-    Rendered as ``<source>:<doc#> <Kind>/<name> <field.path>: <problem>; got <value!r>``.
+    Rendered as ``<source>:<doc#> <Kind>/<name> <field.path>: <problem>; got <value!r>``; a problem
+    of the source as a whole (document 0, no kind or name) as ``<source>: <problem>``.
     ``value`` is omitted from the text when it was not given (or must not be shown, e.g. passwords).
     """
 
@@ -37,7 +38,10 @@ class ConfigError:
     value: Any = _NO_VALUE
 
     def __str__(self) -> str:
-        where = f"{_plain(self.source)}:{self.doc} {_plain(self.kind) or '?'}/{_plain(self.name) or '?'}"
+        if self.doc == 0 and not (self.kind or self.name):  # the source itself: a missing file, etcd down
+            where = _plain(self.source)
+        else:
+            where = f"{_plain(self.source)}:{self.doc} {_plain(self.kind) or '?'}/{_plain(self.name) or '?'}"
         text = f"{where} {self.field}: {self.problem}" if self.field else f"{where}: {self.problem}"
         if self.value is not _NO_VALUE:
             text += f"; got {_SHOW.repr(self.value)}"

@@ -64,7 +64,7 @@ def test_long_password_is_an_error_that_never_shows_the_password(tmp_path: Path,
 
 def test_missing_path_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--resources", str(tmp_path / "nope")]) == 78
-    assert capsys.readouterr().out == f"{tmp_path / 'nope'}:0 ?/?: no such file or directory\n"
+    assert capsys.readouterr().out == f"{tmp_path / 'nope'}: no such file or directory\n"
 
 
 def test_ignored_configuration_names_are_noted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
