@@ -10,6 +10,7 @@ import secrets
 import shutil
 import sys
 from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,28 @@ def _sweep_leftovers() -> Iterator[None]:
     cleanup_stale(PREFIX)
 
 
-@pytest.fixture
-def lab_tools() -> None:
+def skip_without_tools() -> None:
     """Skip (loudly) when BIRD, FRR or iproute2 is missing."""
     missing = _missing_tools()
     if missing:
         pytest.skip(f"LAB TEST SKIPPED: missing {', '.join(missing)} (install bird2 and frr)")
+
+
+@pytest.fixture
+def lab_tools() -> None:
+    skip_without_tools()
+
+
+@contextmanager
+def running_lab(name: str, topo: str | Mapping[str, Any], wait: float | None = 45.0) -> Iterator[Lab]:
+    """The lab of a topology file (or dict), up (with every session Established unless ``wait`` is
+    None); always torn down. For module-scoped labs; `lab` is the per-test factory."""
+    skip_without_tools()
+    built = Lab(topology(topo) if isinstance(topo, str) else topo, name=f"t{TOKEN}-{name}", prefix=PREFIX)
+    try:
+        yield built.up(wait_established=wait)
+    finally:
+        built.down()
 
 
 @pytest.fixture

@@ -11,35 +11,19 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
 from nslab import Lab, wait_until
 from nslab.bgpd_node import BgpdNode
 
-from tests.lab.conftest import PREFIX, TOKEN, TOPOLOGIES, _missing_tools, topology
+from tests.lab.conftest import TOPOLOGIES
 
 T = TypeVar("T")
 PINGER = Path(__file__).with_name("icmp_ping.py")
 PROTO = "44"  # bgpd's default route protocol number
 DEADLINE = 60.0  # generous: a loaded machine converges slowly; passing runs never wait for it
-
-
-@contextmanager
-def running_lab(name: str, topo: str | Mapping[str, Any], wait: float = 45.0) -> Iterator[Lab]:
-    """The lab of a topology file (or dict), up with every session Established; always torn down."""
-    missing = _missing_tools()
-    if missing:
-        pytest.skip(f"LAB TEST SKIPPED: missing {', '.join(missing)} (install bird2 and frr)")
-    data = topology(topo) if isinstance(topo, str) else topo
-    built = Lab(data, name=f"t{TOKEN}-{name}", prefix=PREFIX)
-    try:
-        yield built.up(wait_established=wait)
-    finally:
-        built.down()
 
 
 def kernel(lab: Lab, node: str) -> dict[str, list[str]]:

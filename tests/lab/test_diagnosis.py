@@ -19,7 +19,7 @@ import pytest
 from nslab import BgpdNode, Lab, wait_until
 from nslab.bgpd_node import BGPD
 
-from tests.lab.conftest import PREFIX, TOKEN, _missing_tools
+from tests.lab.conftest import running_lab
 
 pytestmark = pytest.mark.lab
 
@@ -68,14 +68,8 @@ TOPOLOGY: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    missing = _missing_tools()
-    if missing:
-        pytest.skip(f"LAB TEST SKIPPED: missing {', '.join(missing)} (install bird2 and frr)")
-    built = Lab(TOPOLOGY, name=f"d{TOKEN}-diag", prefix=PREFIX)
-    try:
-        yield built.up()
-    finally:
-        built.down()
+    with running_lab("diag", TOPOLOGY, wait=None) as built:
+        yield built
 
 
 @pytest.fixture(autouse=True)

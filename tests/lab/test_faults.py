@@ -23,7 +23,7 @@ from nslab import Lab
 from nslab.bird import protocol_name
 
 from bgpd.control.client import request
-from tests.lab.conftest import PREFIX, TOKEN, _missing_tools
+from tests.lab.conftest import running_lab
 from tests.unit.test_fuzz_inputs import alias_bomb
 
 pytestmark = pytest.mark.lab
@@ -175,17 +175,10 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 @pytest.fixture(scope="module")
 def faults() -> Iterator[Faults]:
-    missing = _missing_tools()
-    if missing:
-        pytest.skip(f"LAB TEST SKIPPED: missing {', '.join(missing)} (install bird2 and frr)")
-    built = Lab(TOPOLOGY, name=f"t{TOKEN}-faults", prefix=PREFIX)
-    try:
-        built.up(wait_established=60)
+    with running_lab("faults", TOPOLOGY, wait=60) as built:
         f = Faults(built)
         f.wait("routes from the ToR", lambda: f.session()["routesReceived"] == 2)
         yield f
-    finally:
-        built.down()
 
 
 # ---------------------------------------------------------------- tests, in order

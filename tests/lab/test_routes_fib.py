@@ -16,11 +16,11 @@ import pytest
 import yaml
 from nslab import Lab, holds_for
 
+from tests.lab.conftest import running_lab
 from tests.lab.routes_util import (
     kernel,
     ping,
     remove_resources,
-    running_lab,
     session,
     status,
     wait_for,

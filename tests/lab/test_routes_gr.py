@@ -19,11 +19,11 @@ from nslab import Lab
 from nslab.bird import Bird
 from nslab.proc import kill, wait_exit
 
+from tests.lab.conftest import running_lab
 from tests.lab.routes_util import (
     ContinuousPing,
     RouteMonitor,
     kernel,
-    running_lab,
     session,
     status,
     wait_for,

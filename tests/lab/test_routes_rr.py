@@ -18,13 +18,13 @@ from nslab import Lab
 from nslab.bird import Bird
 from nslab.proc import wait_exit
 
+from tests.lab.conftest import running_lab
 from tests.lab.routes_util import (
     ContinuousPing,
     RouteMonitor,
     kernel,
     ping,
     remove_resources,
-    running_lab,
     wait_for,
     write_resources,
 )

@@ -21,7 +21,7 @@ from nslab import BgpdNode, Frr, Lab, holds_for, wait_until
 from nslab.bgpd_node import BGPD
 from nslab.resources import write_documents
 
-from tests.lab.conftest import PREFIX, TOKEN, _missing_tools, topology
+from tests.lab.conftest import running_lab
 
 pytestmark = pytest.mark.lab
 
@@ -33,14 +33,8 @@ NEVER_UP_WINDOW = 8.0  # several connect retries of every side (BIRD 2 s, FRR 1 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    missing = _missing_tools()
-    if missing:
-        pytest.skip(f"LAB TEST SKIPPED: missing {', '.join(missing)} (install bird2 and frr)")
-    built = Lab(topology("sgtsm"), name=f"t{TOKEN}-sgtsm", prefix=PREFIX)
-    try:
-        yield built.up()
-    finally:
-        built.down()
+    with running_lab("sgtsm", "sgtsm", wait=None) as built:
+        yield built
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,7 @@ from nslab.capture import NOTIFICATION, Capture, Message
 from nslab.resources import write_documents
 
 from bgpd.control.client import request
-from tests.lab.conftest import PREFIX, TOKEN, _missing_tools, topology
+from tests.lab.conftest import running_lab
 
 pytestmark = pytest.mark.lab
 
@@ -50,16 +50,9 @@ CAPTURE_FILTER = f"tcp port 179 or tcp port 1179 or tcp port {MESH_PORT}"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    missing = _missing_tools()
-    if missing:
-        pytest.skip(f"LAB TEST SKIPPED: missing {', '.join(missing)} (install bird2 and frr)")
-    built = Lab(topology("smesh-tors"), name=f"t{TOKEN}-smesh", prefix=PREFIX)
-    try:
-        built.up()
+    with running_lab("smesh", "smesh-tors", wait=None) as built:
         wait_until(lambda: all_up(built), UP, "every expected session Established", detail=built.dump)
         yield built
-    finally:
-        built.down()
 
 
 @pytest.fixture(autouse=True)
