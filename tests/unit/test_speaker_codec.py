@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from exabgp.bgp.message.open.asn import ASN
+from exabgp.configuration.configuration import Configuration
+from exabgp.logger import log
+from exabgp.reactor.api import API
 
 from bgpd.bgp import ORIGIN_IGP, ORIGIN_INCOMPLETE, PathAttributes
 from bgpd.speaker.codec import (
@@ -126,14 +130,14 @@ def test_announce_batches_prefixes_with_all_attributes() -> None:
                            originator_id="10.0.0.9", cluster_list=("10.0.0.1", "10.0.0.8"),
                            atomic_aggregate=True)
     assert announce("10.0.0.2", attrs, ["10.1.0.0/26", "10.1.0.64/26"]) == (
-        "neighbor 10.0.0.2 announce attributes next-hop 10.0.0.1 origin igp as-path [ 65001 65010 ] ( 7 8 ) "
+        "neighbor 10.0.0.2 announce attributes next-hop 10.0.0.1 as-path [ 65001 65010 ] ( 7 8 ) "
         "med 50 local-preference 200 community [ 65001:5 65001:6 ] large-community [ 1:2:3 ] "
         "originator-id 10.0.0.9 cluster-list [ 10.0.0.1 10.0.0.8 ] atomic-aggregate "
         "nlri 10.1.0.0/26 10.1.0.64/26"
     )
     # no AS path at all: ExaBGP puts its own AS on eBGP and an empty path on iBGP
     assert announce("10.0.0.2", PathAttributes("self"), ["10.1.0.0/26"]) == (
-        "neighbor 10.0.0.2 announce attributes next-hop self origin igp nlri 10.1.0.0/26"
+        "neighbor 10.0.0.2 announce attributes next-hop self nlri 10.1.0.0/26"
     )
     with pytest.raises(ValueError, match="at least one prefix"):
         announce("10.0.0.2", attrs, [])
@@ -150,7 +154,7 @@ def test_decoded_attributes_round_trip_through_the_encoder() -> None:
     [event] = decode_line(CASES[5][0])
     assert isinstance(event, RoutesReceived)
     command = announce("10.0.0.3", event.attributes, event.prefixes)
-    assert command == ("neighbor 10.0.0.3 announce attributes next-hop 10.99.12.2 origin igp "
+    assert command == ("neighbor 10.0.0.3 announce attributes next-hop 10.99.12.2 "
                        "as-path [ 65077 ] med 7 local-preference 300 community [ 65001:42 ] "
                        "large-community [ 65001:1:2 ] "
                        "originator-id 10.99.99.1 cluster-list [ 10.99.99.2 10.99.99.3 ] "
@@ -160,6 +164,43 @@ def test_decoded_attributes_round_trip_through_the_encoder() -> None:
 def test_one_announce_for_several_neighbors_uses_exabgps_selector_list() -> None:
     command = announce(["10.0.0.2", "10.0.0.3"], PathAttributes("10.0.0.9"), ["10.1.0.0/26"])
     assert command == ("neighbor 10.0.0.2 , neighbor 10.0.0.3 announce attributes next-hop 10.0.0.9 "
-                       "origin igp nlri 10.1.0.0/26")
+                       "nlri 10.1.0.0/26")
     with pytest.raises(ValueError):
         announce([], PathAttributes("10.0.0.9"), ["10.1.0.0/26"])
+
+
+def test_announce_leaves_out_what_exabgp_sends_by_itself() -> None:
+    """ORIGIN IGP and LOCAL_PREF 100 are ExaBGP's defaults: left out (each attribute object costs ExaBGP
+    a deep copy per route per neighbor); any other value is spelled out."""
+    attrs = PathAttributes("10.0.0.1", as_path=(65001,), local_pref=100)
+    assert announce("10.0.0.2", attrs, ["10.1.0.0/26"]) == (
+        "neighbor 10.0.0.2 announce attributes next-hop 10.0.0.1 as-path [ 65001 ] nlri 10.1.0.0/26")
+    other = PathAttributes("10.0.0.1", origin=ORIGIN_INCOMPLETE, local_pref=99)
+    assert announce("10.0.0.2", other, ["10.1.0.0/26"]) == (
+        "neighbor 10.0.0.2 announce attributes next-hop 10.0.0.1 origin incomplete local-preference 99 "
+        "nlri 10.1.0.0/26")
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [(65002, 65002), (65002, 65001)], ids=["iBGP", "eBGP"])
+def test_left_out_defaults_give_exabgp_the_same_attributes_on_the_wire(ours: int, theirs: int) -> None:
+    """ExaBGP's own parser and encoder: the short command packs to the bytes the spelled-out one does."""
+    log.disable()  # ExaBGP's logger is not set up outside its server
+    api = API.__new__(API)  # only its command parser, no reactor
+    api.configuration = Configuration([])
+
+    class Negotiated:  # what Attributes.pack reads of a session
+        local_as, peer_as, asn4, aigp, addpath = ASN(ours), ASN(theirs), True, False, None
+        families: list[object] = []
+
+    def wire(command: str) -> bytes:
+        [change] = api.api_attributes(command.split(" ", 2)[2], [])  # without "neighbor <ip>"
+        return bytes(change.attributes.pack(Negotiated()))
+
+    ibgp = ours == theirs
+    attrs = PathAttributes("10.0.0.1", as_path=(65001,), local_pref=100 if ibgp else None)
+    short = announce("10.0.0.2", attrs, ["16.0.0.0/24"])
+    spelled_out = ("neighbor 10.0.0.2 announce attributes next-hop 10.0.0.1 origin igp as-path [ 65001 ] "
+                   + ("local-preference 100 " if ibgp else "") + "nlri 16.0.0.0/24")
+    assert "origin" not in short and "local-preference" not in short
+    assert wire(short) == wire(spelled_out)
+    assert b"\x40\x01\x01\x00" in wire(short)  # ORIGIN IGP is on the wire all the same
