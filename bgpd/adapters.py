@@ -15,7 +15,7 @@ import structlog
 from bgpd.desired import DesiredNode
 from bgpd.kernel.fib import ApplyResult, KernelFib
 from bgpd.ports import StorePort
-from bgpd.rib import FibChange
+from bgpd.rib import FibChange, fib_size
 from bgpd.settings import Settings, default_exabgp
 from bgpd.speaker import interpreter
 from bgpd.speaker.codec import Event
@@ -122,8 +122,8 @@ class KernelFibPort:
     the last ones (on the second core), and whatever arrives meanwhile goes in one bigger batch.
     Everything runs on that one worker in submission order, so dump() and sweep() see every change
     applied before them. Failures are logged and counted when their batch completes. A backlog of
-    MAX_PENDING changes makes apply() wait for its batch: when UPDATEs arrive faster than the kernel
-    takes routes they wait as received (the bytes ExaBGP sent), not as a change object per route.
+    MAX_PENDING routes makes apply() wait for its batch: when UPDATEs arrive faster than the kernel
+    takes routes they wait as received (the bytes ExaBGP sent), not as routes held twice.
     """
 
     MAX_PENDING = 65536
@@ -133,6 +133,7 @@ class KernelFibPort:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bgpd-fib")
         self._lock = threading.Lock()
         self._pending: list[FibChange] = []
+        self._pending_routes = 0
         self._queued = False  # a flush job is queued that has not taken the pending batch yet
         self._last: asyncio.Future[tuple[ApplyResult, int]] | None = None  # the latest flush job
         self.errors = 0
@@ -140,9 +141,10 @@ class KernelFibPort:
     async def apply(self, changes: Sequence[FibChange]) -> None:
         with self._lock:
             self._pending.extend(changes)
+            self._pending_routes += fib_size(changes)
             if not self._pending:
                 return
-            backlog, submit, self._queued = len(self._pending), not self._queued, True
+            backlog, submit, self._queued = self._pending_routes, not self._queued, True
         if submit:
             self._last = asyncio.get_running_loop().run_in_executor(self._pool, self._flush)
             self._last.add_done_callback(self._flushed)
@@ -151,8 +153,9 @@ class KernelFibPort:
 
     def _flush(self) -> tuple[ApplyResult, int]:
         with self._lock:
-            batch, self._pending, self._queued = self._pending, [], False
-        return self._fib.apply(batch), len(batch)  # the RIB's FibChange is the kernel's: no copy
+            batch, count, self._pending, self._pending_routes, self._queued = (
+                self._pending, self._pending_routes, [], 0, False)
+        return self._fib.apply(batch), count  # the RIB's FibChange is the kernel's: no copy
 
     def _flushed(self, future: asyncio.Future[tuple[ApplyResult, int]]) -> None:
         if future.cancelled():

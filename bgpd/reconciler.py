@@ -32,6 +32,7 @@ from bgpd.rib import (
     Rib,
     RibDiff,
     Withdraw,
+    fib_size,
 )
 from bgpd.speaker import codec
 from bgpd.speaker.codec import (
@@ -429,7 +430,7 @@ class Reconciler:
         now = self.clock.monotonic()
         expired = self.rib.expire(now)
         if expired.fib:
-            log.info("stale_routes_expired", routes=len(expired.fib), reason="restart time passed")
+            log.info("stale_routes_expired", routes=fib_size(expired.fib), reason="restart time passed")
         for name in [n for n, deadline in self._retired.items() if deadline <= now]:
             del self._retired[name]
             expired = _merge([expired, self.rib.remove_peer(name)])

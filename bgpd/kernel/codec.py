@@ -2,13 +2,16 @@
 
 Why templates: pyroute2 spends ~70 µs encoding one route; the kernel needs ~2 µs to install it.
 Every route that shares (operation, family, prefix length, kind, next hops) has byte-identical
-messages except the sequence number and the destination address, so we pack one template per such
-key and, per route, append it to a bytearray and patch those two fields (~1 µs in CPython).
+messages except the destination address, so we pack one template per such key, split it around the
+destination, and build a whole FibChange (the RIB's prefixes with one set of next hops, typically an
+UPDATE's worth) as ``head + (tail + head).join(destinations) + tail``: one C-level join, no Python
+work per route beyond parsing its address (~0.3 µs a route in CPython).
 
 Installs carry NLM_F_REQUEST|NLM_F_CREATE|NLM_F_REPLACE and no NLM_F_ACK: the kernel stays silent on
-success and answers a failure with NLMSG_ERROR carrying our sequence number, which the caller maps
-back to the change (``seq = seq0 + index``). Deletes carry our protocol number, table and metric,
-which the kernel matches (IPv4 and IPv6), so a delete can never remove another daemon's route.
+success and answers a failure with NLMSG_ERROR echoing the whole request (the socket does not set
+NETLINK_CAP_ACK), which names the route that failed; every message of one batch carries the batch's
+sequence number, which tells its replies from late ones. Deletes carry our protocol number, table and
+metric, which the kernel matches (IPv4 and IPv6), so a delete can never remove another daemon's route.
 
 Why a metric of our own: NLM_F_REPLACE replaces the route with the same prefix, TOS and *metric* in
 the table whatever its protocol, so sharing a metric with another daemon would let an install
@@ -24,7 +27,10 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
 from typing import Literal
 
 # One route to put in (``nexthops`` set, or a blackhole) or take out (``nexthops`` is None): the RIB's
@@ -58,7 +64,8 @@ _RTA = struct.Struct("=HH")
 _U32_ATTR = struct.Struct("=HHI")
 _RTNH = struct.Struct("=HBBi")  # rtnexthop: len, flags, hops, ifindex
 _SEQ_OFFSET = 8
-_pack_seq = struct.Struct("=I").pack_into
+_SEQ = struct.Struct("=I")
+_first, _second, _third = itemgetter(0), itemgetter(1), itemgetter(2)
 _unpack_hdr = _HDR.unpack_from
 _unpack_i32 = struct.Struct("=i").unpack_from
 _unpack_u16 = struct.Struct("=HH").unpack_from
@@ -77,11 +84,14 @@ class Route:
 
 @dataclass(frozen=True, slots=True)
 class NetlinkError:
-    """An NLMSG_ERROR the kernel sent for our request number ``seq``."""
+    """An NLMSG_ERROR the kernel sent for our request number ``seq``, with what its echo of the
+    request says: the message type and the route's prefix (None when the echo was cut short)."""
 
     seq: int
     errno: int
     message: str
+    request_type: int = 0
+    prefix: str | None = None
 
 
 class InvalidChange(ValueError):
@@ -136,13 +146,18 @@ def _nexthop_attrs(family: int, kind: Kind, nexthops: tuple[str, ...]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class _Template:
-    data: bytes
-    dst_offset: int
-    dst_len: int
+    """One route's message split around its destination address: ``head + dst + tail``."""
+
+    head: bytes
+    tail: bytes
+
+    def messages(self, destinations: Sequence[bytes], seq: int) -> bytes:
+        head = self.head[:_SEQ_OFFSET] + _SEQ.pack(seq & 0xFFFFFFFF) + self.head[_SEQ_OFFSET + 4:]
+        return head + (self.tail + head).join(destinations) + self.tail
 
 
 class RouteCodec:
-    """Encodes batches of FibChanges for one (table, protocol, metric); caches its templates."""
+    """Encodes FibChanges for one (table, protocol, metric); caches its templates."""
 
     # Distinct templates are few (next-hop sets x prefix lengths); the cap only bounds pathologies.
     MAX_TEMPLATES = 4096
@@ -154,75 +169,95 @@ class RouteCodec:
         self.table, self.protocol, self.metric = table, protocol, metric
         self._templates: dict[tuple[object, ...], _Template] = {}
 
-    def template(self, family: int, plen: int, change: FibChange, metric: int | None = None) -> _Template:
-        """The message for ``change`` with a zero destination and sequence number."""
-        key = (family, plen, change.kind, change.nexthops, metric)
+    def encode(self, changes: Iterable[FibChange], seq: int, metric: int | None = None
+               ) -> tuple[bytes, list[tuple[str, str]]]:
+        """The messages of every prefix of ``changes``, each numbered ``seq``.
+
+        Returns the bytes and the prefixes that could not be encoded, as (prefix, reason); those are
+        skipped. ``metric`` overrides ours (to delete routes installed under an earlier setting).
+        """
+        rejected: list[tuple[str, str]] = []
+        data = b"".join(self._encode(c, seq, metric, rejected) for c in changes if c.prefixes)
+        return data, rejected
+
+    def _encode(self, change: FibChange, seq: int, metric: int | None, rejected: list[tuple[str, str]]
+                ) -> bytes:
+        """The common case at C speed: one family and one prefix length (an UPDATE's /24s)."""
+        split = list(map(str.partition, change.prefixes, repeat("/")))
+        lengths = set(map(_third, split))
+        if len(lengths) == 1 and set(map(_second, split)) == {"/"}:
+            addrs = list(map(_first, split))
+            family = socket.AF_INET6 if ":" in addrs[0] else socket.AF_INET
+            (plen,) = lengths
+            try:
+                template = self.template(family, int(plen), change.kind, change.nexthops, metric)
+                return template.messages(list(map(socket.inet_pton, repeat(family), addrs)), seq)
+            except (OSError, ValueError, InvalidChange):
+                pass  # some prefix is bad, or the prefixes mix families: sort it out one by one
+        return self._encode_each(change, seq, metric, rejected)
+
+    def _encode_each(self, change: FibChange, seq: int, metric: int | None, rejected: list[tuple[str, str]]
+                     ) -> bytes:
+        by_template: dict[tuple[int, int], list[bytes]] = {}
+        for prefix in change.prefixes:
+            try:
+                family, packed, plen = parse_prefix(prefix)
+                self.template(family, plen, change.kind, change.nexthops, metric)
+            except InvalidChange as exc:
+                rejected.append((prefix, str(exc)))
+                continue
+            by_template.setdefault((family, plen), []).append(packed)
+        return b"".join(self.template(family, plen, change.kind, change.nexthops, metric).messages(dsts, seq)
+                        for (family, plen), dsts in by_template.items())
+
+    def template(self, family: int, plen: int, kind: Kind, nexthops: tuple[str, ...] | None,
+                 metric: int | None = None) -> _Template:
+        """The message for one route with a zero sequence number, split around its destination;
+        raises InvalidChange for a prefix length or next hops the family cannot have."""
+        key = (family, plen, kind, nexthops, metric)
         found = self._templates.get(key)
         if found is None:
             if len(self._templates) >= self.MAX_TEMPLATES:
                 self._templates.clear()
-            found = self._templates[key] = self._build(family, plen, change, metric)
+            found = self._templates[key] = self._build(family, plen, kind, nexthops, metric)
         return found
 
-    def _build(self, family: int, plen: int, change: FibChange, metric: int | None) -> _Template:
+    def _build(self, family: int, plen: int, kind: Kind, nexthops: tuple[str, ...] | None,
+               metric: int | None) -> _Template:
         alen = _ADDR_LEN[family]
-        if change.nexthops is None:
+        if not 0 <= plen <= alen * 8:
+            raise InvalidChange(f"prefix length out of range for the family; got /{plen}")
+        if nexthops is None:
             mtype, flags, rtype, scope, tail = RTM_DELROUTE, NLM_F_REQUEST, RTN_UNSPEC, RT_SCOPE_NOWHERE, b""
         else:
             mtype, scope = RTM_NEWROUTE, RT_SCOPE_UNIVERSE
             flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE
-            rtype = RTN_BLACKHOLE if change.kind == "blackhole" else RTN_UNICAST
-            tail = _nexthop_attrs(family, change.kind, change.nexthops)
+            rtype = RTN_BLACKHOLE if kind == "blackhole" else RTN_UNICAST
+            tail = _nexthop_attrs(family, kind, nexthops)
         small_table = self.table if self.table < 256 else RT_TABLE_UNSPEC
         body = _RTMSG.pack(family, plen, 0, 0, small_table, self.protocol, scope, rtype, 0)
         body += _U32_ATTR.pack(8, RTA_TABLE, self.table)
         body += _U32_ATTR.pack(8, RTA_PRIORITY, self.metric if metric is None else metric)
-        dst_offset = _HDR.size + len(body) + _RTA.size
-        body += _attr(RTA_DST, bytes(alen)) + tail
-        return _Template(_HDR.pack(_HDR.size + len(body), mtype, flags, 0, 0) + body, dst_offset, alen)
+        body += _RTA.pack(4 + alen, RTA_DST)  # an address is 4 or 16 bytes: no padding follows
+        size = _HDR.size + len(body) + alen + len(tail)
+        return _Template(_HDR.pack(size, mtype, flags, 0, 0) + body, tail)
 
-    def encode(self, changes: list[FibChange], seq0: int, start: int = 0, stop: int | None = None,
-               metric: int | None = None) -> tuple[bytearray, list[tuple[int, str]]]:
-        """Messages for ``changes[start:stop]``, message i numbered ``seq0 + i``.
 
-        Returns the bytes and the changes that could not be encoded as (index, reason); those are
-        skipped. ``metric`` overrides ours (to delete routes installed under an earlier setting).
-        This is the hot loop (~1.5 µs a route): prefix parsing is inlined, and the template of the
-        previous route is reused while next hops (by identity), kind and prefix length repeat.
-        """
-        buf = bytearray()
-        rejected: list[tuple[int, str]] = []
-        inet_pton, v4, v6 = socket.inet_pton, socket.AF_INET, socket.AF_INET6
-        last: tuple[object, object, int, int] | None = None
-        data, dst_offset, dst_end = b"", 0, 0
-        for i in range(start, len(changes) if stop is None else stop):
-            change = changes[i]
-            addr, slash, plen_text = change.prefix.partition("/")
-            family = v6 if ":" in addr else v4
-            try:
-                packed = inet_pton(family, addr)
-                plen = int(plen_text)
-            except (OSError, ValueError):
-                rejected.append((i, f"not an IP prefix; got {change.prefix!r}"))
-                continue
-            key = (change.nexthops, change.kind, plen, family)
-            if last is None or key[0] is not last[0] or key[1:] != last[1:]:
-                if not slash or not 0 <= plen <= len(packed) * 8:
-                    rejected.append((i, f"not an IP prefix; got {change.prefix!r}"))
-                    continue
-                try:
-                    tmpl = self.template(family, plen, change, metric)
-                except InvalidChange as exc:
-                    rejected.append((i, str(exc)))
-                    last = None
-                    continue
-                last, data = key, tmpl.data
-                dst_offset, dst_end = tmpl.dst_offset, tmpl.dst_offset + tmpl.dst_len
-            off = len(buf)
-            buf += data
-            _pack_seq(buf, off + _SEQ_OFFSET, (seq0 + i) & 0xFFFFFFFF)
-            buf[off + dst_offset : off + dst_end] = packed
-        return buf, rejected
+def split(changes: Iterable[FibChange], size: int) -> Iterator[list[FibChange]]:
+    """``changes`` in order, in pieces of at most ``size`` prefixes (a large change is cut)."""
+    piece: list[FibChange] = []
+    room = size
+    for change in changes:
+        prefixes = change.prefixes
+        while prefixes:
+            take = prefixes[:room]
+            piece.append(change if len(take) == len(change.prefixes) else change._replace(prefixes=take))
+            prefixes, room = prefixes[room:], room - len(take)
+            if not room:
+                yield piece
+                piece, room = [], size
+    if piece:
+        yield piece
 
 
 def dump_request(family: int, table: int, protocol: int, seq: int) -> bytes:
@@ -351,14 +386,18 @@ def iter_messages(data: bytes) -> list[tuple[int, int, int, int]]:
 
 
 def parse_error(data: bytes, off: int, length: int) -> NetlinkError:
-    """Decode the NLMSG_ERROR at ``off`` (with capped payload and extended-ack text if present)."""
+    """Decode the NLMSG_ERROR at ``off``: errno, the extended-ack text if present, and the echoed
+    request's type and prefix (the echo is whole unless NLM_F_CAPPED)."""
     _len, _type, flags, seq, _pid = _unpack_hdr(data, off)
     errno = -_unpack_i32(data, off + _HDR.size)[0]
+    request = off + _HDR.size + 4
+    echoed, request_type = _unpack_hdr(data, request)[:2]
+    capped = bool(flags & NLM_F_CAPPED)
+    prefix = None if capped else _echoed_prefix(data, request, min(echoed, off + length - request))
     message = ""
     if flags & NLM_F_ACK_TLVS:
         # TLVs follow the echoed request: its header only when capped, else the whole request.
-        echoed = _unpack_hdr(data, off + _HDR.size + 4)[0]
-        attr = off + _HDR.size + 4 + (_HDR.size if flags & NLM_F_CAPPED else (echoed + 3) & ~3)
+        attr = request + (_HDR.size if capped else (echoed + 3) & ~3)
         while attr + 4 <= off + length:
             alen, akind = _unpack_u16(data, attr)
             if alen < 4:
@@ -366,4 +405,25 @@ def parse_error(data: bytes, off: int, length: int) -> NetlinkError:
             if akind == NLMSGERR_ATTR_MSG:
                 message = bytes(data[attr + 4 : attr + alen]).rstrip(b"\0").decode(errors="replace")
             attr += (alen + 3) & ~3
-    return NetlinkError(seq, errno, message)
+    return NetlinkError(seq, errno, message, request_type, prefix)
+
+
+def _echoed_prefix(data: bytes, off: int, length: int) -> str | None:
+    """The destination of the route request at ``off`` (as the kernel spells it), or None."""
+    body = off + _HDR.size
+    if length < _HDR.size + _RTMSG.size:
+        return None
+    family, plen = data[body], data[body + 1]
+    alen = _ADDR_LEN.get(family)
+    if alen is None:
+        return None
+    attr, end = body + _RTMSG.size, off + length
+    dst = bytes(alen)  # no RTA_DST: a default route
+    while attr + 4 <= end:
+        size, kind = _unpack_u16(data, attr)
+        if size < 4:
+            break
+        if kind == RTA_DST and size >= 4 + alen:
+            dst = bytes(data[attr + 4 : attr + 4 + alen])
+        attr += (size + 3) & ~3
+    return f"{socket.inet_ntop(family, dst)}/{plen}"

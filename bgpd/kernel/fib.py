@@ -1,7 +1,7 @@
 """KernelFib: the one place that changes kernel routes (I/O; encoding lives in codec.py).
 
-Install path: changes are packed from templates (codec.RouteCodec) into chunks of CHUNK messages,
-each chunk goes to the kernel in one sendto() without NLM_F_ACK, and after each chunk the socket is
+Install path: changes are packed from templates (codec.RouteCodec) into chunks of about CHUNK
+messages, each chunk goes to the kernel in one sendto() without NLM_F_ACK, and after each chunk the socket is
 drained without blocking. The kernel processes a netlink sendto() synchronously in the sender's
 context, so when sendto() returns every error of that chunk is already queued: draining per chunk
 bounds what waits in the receive buffer, and nothing ever blocks on a per-route reply. If the
@@ -39,10 +39,11 @@ from pyroute2 import netns as pyroute2_netns
 
 from bgpd.kernel import codec
 from bgpd.kernel.codec import FibChange, NetlinkError, Route
+from bgpd.rib.fib import fib_size
 
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
 SOL_NETLINK = 270
-NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK = 10, 11, 12
+NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK = 11, 12
 BUFFER_BYTES = 32 << 20
 RECV_BYTES = 1 << 20
 
@@ -90,8 +91,9 @@ class KernelFib:
                 s.setsockopt(socket.SOL_SOCKET, force, BUFFER_BYTES)
             except PermissionError:
                 s.setsockopt(socket.SOL_SOCKET, plain, BUFFER_BYTES)
-        # Errors echo only the request header, carry the kernel's text; dumps filter in the kernel.
-        for opt in (NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK):
+        # Errors carry the kernel's text; dumps filter in the kernel. NETLINK_CAP_ACK stays off: an
+        # error echoes the whole request, whose destination names the route that failed.
+        for opt in (NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK):
             s.setsockopt(SOL_NETLINK, opt, 1)
         s.bind((0, 0))
 
@@ -112,7 +114,7 @@ class KernelFib:
     def sweep(self, keep: set[str]) -> ApplyResult:
         """Delete our routes whose prefix is not in ``keep`` (or that carry an old metric)."""
         canonical: set[str] | None = None
-        doomed: dict[int, list[FibChange]] = {}
+        doomed: dict[int, list[str]] = {}
         for route in self._dump_all():
             if route.metric == self.metric:
                 if route.prefix in keep:
@@ -121,8 +123,9 @@ class KernelFib:
                     canonical = {_canonical_or_self(p) for p in keep}
                 if route.prefix in canonical:
                     continue
-            doomed.setdefault(route.metric, []).append(FibChange(route.prefix, None))
-        results = [self._send(changes, metric) for metric, changes in doomed.items()]
+            doomed.setdefault(route.metric, []).append(route.prefix)
+        results = [self._send([FibChange(tuple(doomed_prefixes), None)], metric)
+                   for metric, doomed_prefixes in doomed.items()]
         return ApplyResult(sum(r.sent for r in results),
                            {k: v for r in results for k, v in r.errors.items()},
                            any(r.overrun for r in results))
@@ -131,41 +134,38 @@ class KernelFib:
         """Encode on this thread while a sender thread has the kernel install what is encoded.
 
         sendto() releases the GIL while the kernel works, so the two overlap on two cores. The
-        encoder works in small pieces and yields the GIL after each, so the sender never waits a
-        whole switch interval (5 ms) for it while the kernel sits idle; the sender joins the pieces
-        it finds queued into one sendto() of up to CHUNK messages.
+        encoder works in pieces of PIECE routes and yields the GIL after each, so the sender never
+        waits a whole switch interval (5 ms) for it while the kernel sits idle; the sender joins the
+        pieces it finds queued into one sendto() of up to CHUNK routes. Every message of this batch
+        carries one sequence number: its errors name their route in the echoed request.
         """
-        seq0 = self._seq
-        self._seq = (self._seq + len(changes) + 1) & 0x7FFFFFFF or 1
+        seq = self._seq
+        self._seq = (self._seq + 1) & 0x7FFFFFFF or 1
         errors: dict[str, str] = {}
-        threaded = self.overlap and len(changes) > self.CHUNK
-        sender = _Sender(self, changes, seq0, errors) if threaded else None
-        step = self.PIECE if threaded else self.CHUNK
+        count = fib_size(changes)
+        sender = _Sender(self, seq, errors) if self.overlap and count > self.CHUNK else None
         overrun = False
         try:
-            for start in range(0, len(changes), step):
-                stop = min(start + step, len(changes))
-                buf, rejected = self.codec.encode(changes, seq0, start, stop, metric)
-                for index, reason in rejected:
-                    errors[changes[index].prefix] = reason
+            for piece in codec.split(changes, self.PIECE if sender is not None else self.CHUNK):
+                buf, rejected = self.codec.encode(piece, seq, metric)
+                errors.update(rejected)
                 if sender is not None:
                     sender.put(buf)
                     time.sleep(0)  # hand the GIL to the sender if it is back from the kernel
                 else:
-                    overrun |= self._send_chunk(buf, changes, seq0, errors)
+                    overrun |= self._send_chunk(buf, seq, errors)
         finally:
             if sender is not None:
                 overrun |= sender.finish()
-        return ApplyResult(len(changes), errors, overrun)
+        return ApplyResult(count, errors, overrun)
 
-    def _send_chunk(self, buf: bytes | bytearray, changes: list[FibChange], seq0: int,
-                    errors: dict[str, str]) -> bool:
+    def _send_chunk(self, buf: bytes, seq: int, errors: dict[str, str]) -> bool:
         if buf:
             self._sock.send(buf)
-        return self._drain(changes, seq0, errors)
+        return self._drain(seq, errors)
 
-    def _drain(self, changes: list[FibChange], seq0: int, errors: dict[str, str]) -> bool:
-        """Collect queued NLMSG_ERRORs without blocking; True if the kernel dropped some."""
+    def _drain(self, seq: int, errors: dict[str, str]) -> bool:
+        """Collect queued NLMSG_ERRORs of batch ``seq`` without blocking; True if the kernel dropped some."""
         overrun = False
         rbuf = self._rbuf
         while True:
@@ -179,17 +179,13 @@ class KernelFib:
                 overrun = True
                 continue
             data = bytes(rbuf[:n])
-            for off, length, mtype, seq in codec.iter_messages(data):
-                if mtype != codec.NLMSG_ERROR:
-                    continue
-                err = codec.parse_error(data, off, length)
-                index = (seq - seq0) & 0xFFFFFFFF
-                if err.errno == 0 or index >= len(changes):
+            for off, length, mtype, mseq in codec.iter_messages(data):
+                if mtype != codec.NLMSG_ERROR or mseq != seq:
                     continue  # not one of this batch's requests
-                change = changes[index]
-                if change.nexthops is None and err.errno == errnos.ESRCH:
+                err = codec.parse_error(data, off, length)
+                if err.errno == 0 or (err.request_type == codec.RTM_DELROUTE and err.errno == errnos.ESRCH):
                     continue  # deleting what is already gone is success
-                errors[change.prefix] = _reason(err)
+                errors[err.prefix or f"request {seq}"] = _reason(err)
 
     # ------------------------------------------------------------------ reads
     def dump(self) -> dict[str, Route]:
@@ -234,16 +230,16 @@ class KernelFib:
 class _Sender:
     """The thread that sends encoded chunks and drains their errors, in order."""
 
-    def __init__(self, fib: KernelFib, changes: list[FibChange], seq0: int, errors: dict[str, str]):
-        self._queue: queue.Queue[bytearray | None] = queue.Queue(maxsize=64)  # bounds what waits
-        self._args = (changes, seq0, errors)
+    def __init__(self, fib: KernelFib, seq: int, errors: dict[str, str]):
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=64)  # bounds what waits
+        self._args = (seq, errors)
         self._fib = fib
         self._overrun = False
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="kernel-fib-sender", daemon=True)
         self._thread.start()
 
-    def put(self, buf: bytearray) -> None:
+    def put(self, buf: bytes) -> None:
         if self._failure is not None:
             raise self._failure
         self._queue.put(buf)

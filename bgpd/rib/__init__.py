@@ -14,7 +14,7 @@ Each of these returns a `RibDiff`: kernel changes to apply in order, and per-ses
 """
 
 from bgpd.rib.adjin import PeerStatus
-from bgpd.rib.fib import Announce, FibChange, Outbound, RibDiff, Withdraw
+from bgpd.rib.fib import Announce, FibChange, Outbound, RibDiff, Withdraw, fib_size
 from bgpd.rib.peer import DEFAULT_MAX_PREFIXES, LocalInfo, PeerInfo
 from bgpd.rib.table import Rib
 
@@ -29,4 +29,5 @@ __all__ = [
     "Rib",
     "RibDiff",
     "Withdraw",
+    "fib_size",
 ]

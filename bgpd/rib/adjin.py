@@ -3,7 +3,6 @@ and the session's graceful-restart and max-prefix bookkeeping."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bgpd.bgp import Family, PathAttributes
@@ -11,8 +10,6 @@ from bgpd.rib.decision import Candidate
 from bgpd.rib.peer import LocalInfo, PeerInfo
 from bgpd.rib.policy import RouteContext, as_loop, import_policy
 from bgpd.rib.prefix import is_martian
-
-Importer = Callable[[str, PathAttributes], PathAttributes | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,16 +84,35 @@ class AdjRibIn:
         )
 
 
-def importer(info: PeerInfo, local: LocalInfo) -> Importer:
+class Importer:
     """Import for one session; the per-attributes work is done once per shared attributes object."""
-    own = (local.as_number,) if info.local_as == local.as_number else (local.as_number, info.local_as)
-    memo: dict[int, PathAttributes | None] = {}
 
-    def per_attrs(attrs: PathAttributes) -> PathAttributes | None:
+    __slots__ = ("_info", "_local", "_memo", "_own")
+
+    def __init__(self, info: PeerInfo, local: LocalInfo) -> None:
+        self._info, self._local = info, local
+        own = local.as_number
+        self._own = (own,) if info.local_as == own else (own, info.local_as)
+        self._memo: dict[int, PathAttributes | None] = {}
+
+    @property
+    def filtered(self) -> bool:
+        """Whether import filters may treat prefixes with the same attributes differently."""
+        return bool(self._info.filters)
+
+    def checked(self, attrs: PathAttributes) -> PathAttributes | None:
+        """What BGP's own rules make of ``attrs`` whatever the prefix (None: rejected, e.g. an AS loop)."""
+        key = id(attrs)  # the caller holds every attrs object for the importer's lifetime
+        if key not in self._memo:
+            self._memo[key] = self._per_attrs(attrs)
+        return self._memo[key]
+
+    def _per_attrs(self, attrs: PathAttributes) -> PathAttributes | None:
+        info, local = self._info, self._local
         if not info.ibgp and (attrs.local_pref is not None or attrs.originator_id or attrs.cluster_list):
             # LOCAL_PREF and the reflection attributes mean nothing from another AS (BIRD drops them).
             attrs = replace(attrs, local_pref=None, originator_id=None, cluster_list=())
-        if as_loop(attrs, own, info.allow_local_as):
+        if as_loop(attrs, self._own, info.allow_local_as):
             return None
         if local.router_id is not None and attrs.originator_id == local.router_id:
             return None
@@ -104,15 +120,10 @@ def importer(info: PeerInfo, local: LocalInfo) -> Importer:
             return None
         return attrs
 
-    def imported(prefix: str, attrs: PathAttributes) -> PathAttributes | None:
-        key = id(attrs)  # the caller holds every attrs object for the importer's lifetime
-        if key not in memo:
-            memo[key] = per_attrs(attrs)
-        checked = memo[key]
+    def __call__(self, prefix: str, attrs: PathAttributes) -> PathAttributes | None:
+        checked = self.checked(attrs)
         if checked is None or is_martian(prefix):
             return None
-        if not info.filters:
+        if not self._info.filters:
             return checked
-        return import_policy(info.filters, RouteContext(prefix, "bgp", info.ibgp), checked)
-
-    return imported
+        return import_policy(self._info.filters, RouteContext(prefix, "bgp", self._info.ibgp), checked)

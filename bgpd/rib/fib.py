@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from typing import Literal, NamedTuple
 
 from bgpd.bgp import PathAttributes
@@ -10,19 +13,43 @@ from bgpd.bgp import PathAttributes
 FibKind = Literal["unicast", "blackhole"]
 
 
-# The per-prefix values below are NamedTuples, not frozen dataclasses: one is made per prefix and
-# event (a million on a full table), and a frozen dataclass costs ~10x a tuple to construct.
+# The values below are NamedTuples, not frozen dataclasses: one is made per prefix (announcements) or
+# per UPDATE (FIB changes), a million on a full table, and a frozen dataclass costs ~10x a tuple.
 
 
 class FibChange(NamedTuple):
-    """The kernel route for ``prefix`` must now be this one; ``nexthops is None`` means delete it.
+    """The kernel route of every prefix in ``prefixes`` must now be this one; ``nexthops is None``
+    means delete them.
 
-    ``nexthops`` is sorted and de-duplicated (more than one = ECMP); a blackhole has ``()``.
+    One change covers every prefix an event decided alike (a whole UPDATE's ~1000 on the common path),
+    so neither the RIB nor the kernel encoder makes an object per prefix. ``nexthops`` is sorted and
+    de-duplicated (more than one = ECMP); a blackhole has ``()``.
     """
 
-    prefix: str
+    prefixes: tuple[str, ...]
     nexthops: tuple[str, ...] | None
     kind: FibKind = "unicast"
+
+    def routes(self) -> Iterator[FibChange]:
+        """This change one prefix at a time (for checks and the rare per-prefix consumer)."""
+        for prefix in self.prefixes:
+            yield FibChange((prefix,), self.nexthops, self.kind)
+
+
+def fib_grouped(decisions: Iterable[tuple[str, tuple[str, ...] | None, FibKind]]) -> tuple[FibChange, ...]:
+    """Per-prefix decisions (prefix, next hops, kind), in order, as FibChanges: each run of consecutive
+    prefixes with the same next hops and kind becomes one change. (The RIB decides a prefix at most
+    once per event, so no run holds a prefix twice.)"""
+    return tuple(FibChange(tuple(map(_prefix, run)), *target) for target, run in groupby(decisions, _target))
+
+
+_prefix = itemgetter(0)
+_target = itemgetter(1, 2)
+
+
+def fib_size(changes: Iterable[FibChange]) -> int:
+    """How many prefixes ``changes`` touch (kernel routes to write)."""
+    return sum(len(c.prefixes) for c in changes)
 
 
 class Announce(NamedTuple):

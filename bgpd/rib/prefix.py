@@ -6,7 +6,10 @@ decodes them; containment is computed on integer spans, not ``ipaddress`` object
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from ipaddress import IPv4Network, IPv6Network
+from itertools import repeat
+from operator import itemgetter
 from socket import AF_INET, AF_INET6, inet_pton
 
 from bgpd.bgp import Family
@@ -41,6 +44,15 @@ def is_martian(prefix: str) -> bool:
         return False
     route = span(prefix)
     return any(inside(route, m) for m in spans(_MARTIANS))
+
+
+def none_martian(prefixes: Iterable[str]) -> bool:
+    """True when no prefix is a martian, decided for a whole UPDATE of plain unicast IPv4 prefixes at
+    C speed (first octets against a set); False means some may be, and each must be checked."""
+    return _PLAIN_FIRST_OCTETS.issuperset(map(_first, map(str.partition, prefixes, repeat("."))))
+
+
+_first = itemgetter(0)
 
 
 Span = tuple[int, int, int, int]  # (version, first address, last address, prefix length) as ints

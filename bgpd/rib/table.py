@@ -15,16 +15,17 @@ from functools import partial
 from itertools import chain
 
 from bgpd.bgp import Family, PathAttributes
-from bgpd.rib.adjin import AdjRibIn, Importer, PeerStatus, importer
+from bgpd.rib.adjin import AdjRibIn, Importer, PeerStatus
 from bgpd.rib.decision import select
 from bgpd.rib.export import Path, export_chain, may_advertise, outbound, rewrite
-from bgpd.rib.fib import Announce, FibChange, FibKind, Outbound, RibDiff, Withdraw
+from bgpd.rib.fib import Announce, FibChange, FibKind, Outbound, RibDiff, Withdraw, fib_grouped
 from bgpd.rib.peer import LocalInfo, PeerInfo, local_attributes
-from bgpd.rib.prefix import DEFAULT_ROUTES, covered_by, family_of
+from bgpd.rib.prefix import DEFAULT_ROUTES, covered_by, family_of, none_martian
 
 Installed = tuple[FibKind, tuple[str, ...]]
 FibEntry = Installed | None
 State = tuple[Path | None, FibEntry]
+FibDecision = tuple[str, tuple[str, ...] | None, FibKind]  # one prefix's kernel change, before grouping
 _BLACKHOLE: FibEntry = ("blackhole", ())
 
 
@@ -67,7 +68,7 @@ class Rib:
             self._own = self._local_paths.keys() | local.blackholes | self._static.keys()
             if loop_checks_changed:
                 for adj in self._adj.values():
-                    adj.reimport(importer(adj.info, self._local))
+                    adj.reimport(Importer(adj.info, self._local))
 
         return self._change_all(mutate)
 
@@ -83,7 +84,7 @@ class Rib:
         def mutate() -> None:
             assert adj is not None
             adj.info = info
-            adj.reimport(importer(adj.info, self._local))
+            adj.reimport(Importer(adj.info, self._local))
 
         return self._change_all(mutate)
 
@@ -112,7 +113,7 @@ class Rib:
             old.established = True
             old.eor = set()
             old.dropped = 0
-            old.reimport(importer(old.info, self._local))
+            old.reimport(Importer(old.info, self._local))
 
         return self._change_all(mutate)
 
@@ -150,12 +151,12 @@ class Rib:
         """Routes received: ``prefixes`` (one UPDATE's NLRI) with shared ``attrs``."""
         adj = self._adj[peer]
         attrs = self._shared_attributes(attrs)
-        imported = importer(adj.info, self._local)
+        imported = Importer(adj.info, self._local)
         batch = prefixes if isinstance(prefixes, tuple | list) else list(prefixes)
         if self._fresh(adj, batch):
             return self._learn(adj, batch, attrs, imported)
         limit = adj.info.max_prefixes
-        fib: list[FibChange] = []
+        fib: list[FibDecision] = []
         out: list[Outbound] = []
         targets = self._targets()
         state, others = self._state_from, self._others(adj)
@@ -178,7 +179,7 @@ class Rib:
                 prefix, before, state(adj, others, prefix), old_targets=targets, new_targets=targets,
                 old_local=self._local, fib=fib, out=out,
             )
-        return RibDiff(tuple(fib), tuple(out))
+        return RibDiff(fib_grouped(fib), tuple(out))
 
     def _alone(self, adj: AdjRibIn, batch: Sequence[str]) -> bool:
         """Whether ``adj`` is the only possible source of every prefix in ``batch``: no other session
@@ -214,6 +215,9 @@ class Rib:
     @staticmethod
     def _held(adj: AdjRibIn, batch: Sequence[str]) -> list[tuple[str, PathAttributes]]:
         """The routes of ``batch`` that ``adj`` holds and imported (its candidates), each prefix once."""
+        whole = len(batch) == len(adj.routes) and adj.routes.keys() == set(batch)
+        if whole and not adj.stale and not adj.changed:
+            return list(adj.routes.items())  # the whole session, nothing rejected: a session's loss
         held = []
         for prefix in dict.fromkeys(batch):
             attrs = adj.routes.get(prefix)
@@ -229,63 +233,81 @@ class Rib:
                  old_targets: Mapping[str, PeerInfo], new_targets: Mapping[str, PeerInfo],
                  old_local: LocalInfo) -> RibDiff:
         """The diff of `_held` routes of an `_alone` session that are gone (no route is left for those
-        prefixes): kernel deletes, and withdrawals where the route had been sent; per-attributes work
-        once, as in `_learn`."""
+        prefixes): one kernel delete for all, and withdrawals where the route had been sent;
+        per-attributes work once, as in `_learn`."""
         source = adj.info
-        check_install = bool(self._local.kernel_reject) or not DEFAULT_ROUTES.isdisjoint(p for p, _ in held)
-        fib: list[FibChange] = []
+        gone = [prefix for prefix, _ in held]
+        if self._local.kernel_reject or not DEFAULT_ROUTES.isdisjoint(gone):
+            gone = [prefix for prefix in gone if self._installable(prefix)]
         out: list[Outbound] = []
         last: PathAttributes | None = None
         sent_to: list[tuple[str, PeerInfo]] = []
-        for prefix, attrs in held:
+        for prefix, attrs in held if new_targets else ():
             if attrs is not last:
                 last = attrs
                 sent_to = [(n, t) for n in new_targets if (t := old_targets.get(n)) is not None
                            and self._shared(self._gates, attrs, source, t, old_local, gated=True) is not None]
-            if not check_install or self._installable(prefix):
-                fib.append(FibChange(prefix, None))
             for name, target in sent_to:
                 if self._outbound((source, attrs), prefix, target, old_local) is not None:
                     out.append(Withdraw(name, prefix))
-        self._installed -= len(fib)
-        adj.installed -= len(fib)
-        return RibDiff(tuple(fib), tuple(out))
+        self._installed -= len(gone)
+        adj.installed -= len(gone)
+        return RibDiff((FibChange(tuple(gone), None),) if gone else (), tuple(out))
 
     def _learn(self, adj: AdjRibIn, batch: Sequence[str], attrs: PathAttributes, imported: Importer
                ) -> RibDiff:
         """`update` for a `_fresh` batch: each prefix goes from no route at all to ``adj``'s, so
         its diff is the kernel install and the announcements of that route alone, and the work that
-        depends only on the shared attributes (next hops, who may be sent the route) is done once."""
+        depends only on the shared attributes (next hops, who may be sent the route) is done once:
+        one FibChange per import result (one per UPDATE unless filters rewrite some prefixes)."""
         adj.routes.update(dict.fromkeys(batch, attrs))
         local, source = self._local, adj.info
-        targets = list(self._targets().items())
+        groups = self._imported_groups(adj, batch, attrs, imported)
         check_install = bool(local.kernel_reject) or not DEFAULT_ROUTES.isdisjoint(batch)
+        targets = list(self._targets().items())
         fib: list[FibChange] = []
         out: list[Outbound] = []
+        for result, prefixes in groups:
+            installed = [p for p in prefixes if self._installable(p)] if check_install else prefixes
+            if installed:
+                fib.append(FibChange(tuple(installed), self._unicast(result.next_hop)[1]))
+                self._installed += len(installed)
+                adj.installed += len(installed)
+            path: Path = (source, result)
+            for name, target in targets:
+                if self._shared(self._gates, result, source, target, local, gated=True) is None:
+                    continue
+                for prefix in prefixes:
+                    new = self._outbound(path, prefix, target, local)
+                    if new is not None:
+                        out.append(Announce(name, prefix, new))
+        return RibDiff(tuple(fib), tuple(out))
+
+    @staticmethod
+    def _imported_groups(adj: AdjRibIn, batch: Sequence[str], attrs: PathAttributes, imported: Importer
+                         ) -> list[tuple[PathAttributes, Sequence[str]]]:
+        """The accepted prefixes of ``batch`` by import result, in runs; results that differ from
+        ``attrs`` are recorded in ``adj.changed``. Without filters and martians, which the common
+        UPDATE has, the whole batch shares one result, decided without a per-prefix call."""
+        checked = imported.checked(attrs)
+        if checked is None or (not imported.filtered and none_martian(batch)):
+            if checked is not attrs:
+                adj.changed.update(dict.fromkeys(batch, checked))
+            return [] if checked is None else [(checked, batch)]
+        groups: list[tuple[PathAttributes, Sequence[str]]] = []
+        run: list[str] = []
         last: PathAttributes | None = None
-        hops: tuple[str, ...] = ()
-        path: Path = (source, attrs)
-        sent_to: list[tuple[str, PeerInfo]] = []
         for prefix in batch:
             result = imported(prefix, attrs)
             if result is not attrs:
                 adj.changed[prefix] = result
                 if result is None:
                     continue
-            if result is not last:  # per attributes object, not per prefix
-                last, path = result, (source, result)
-                hops = self._unicast(result.next_hop)[1]
-                sent_to = [(n, t) for n, t in targets
-                           if self._shared(self._gates, result, source, t, local, gated=True) is not None]
-            if not check_install or self._installable(prefix):
-                fib.append(FibChange(prefix, hops))
-            for name, target in sent_to:
-                new = self._outbound(path, prefix, target, local)
-                if new is not None:
-                    out.append(Announce(name, prefix, new))
-        self._installed += len(fib)
-        adj.installed += len(fib)
-        return RibDiff(tuple(fib), tuple(out))
+            if result is not last:
+                last, run = result, []
+                groups.append((result, run))
+            run.append(prefix)
+        return groups
 
     def withdraw(self, peer: str, prefixes: Iterable[str]) -> RibDiff:
         adj = self._adj[peer]
@@ -298,12 +320,11 @@ class Rib:
                 adj.changed.pop(prefix, None)
             targets = self._targets()
             return self._unlearn(adj, held, targets, targets, self._local)
-        prefixes = batch
-        fib: list[FibChange] = []
+        fib: list[FibDecision] = []
         out: list[Outbound] = []
         targets = self._targets()
         state, others = self._state_from, self._others(adj)
-        for prefix in prefixes:
+        for prefix in batch:
             if prefix not in adj.routes and prefix not in adj.stale:
                 continue
             before = state(adj, others, prefix)
@@ -314,7 +335,7 @@ class Rib:
                 prefix, before, state(adj, others, prefix), old_targets=targets, new_targets=targets,
                 old_local=self._local, fib=fib, out=out,
             )
-        return RibDiff(tuple(fib), tuple(out))
+        return RibDiff(fib_grouped(fib), tuple(out))
 
     def end_of_rib(self, peer: str, family: Family) -> RibDiff:
         """The peer finished sending ``family``: what is still stale of it was not re-announced."""
@@ -359,7 +380,7 @@ class Rib:
         for prefix in self._all_prefixes():
             entry = self._state(prefix)[1]
             if entry is not None:
-                result[prefix] = FibChange(prefix, entry[1], entry[0])
+                result[prefix] = FibChange((prefix,), entry[1], entry[0])
         return result
 
     def installed_prefixes(self) -> set[str]:
@@ -535,14 +556,14 @@ class Rib:
             after_others = self._others(source)
             state = partial(self._state_from, source, after_others)
         new_targets = self._targets() if targets_changed else old_targets
-        fib: list[FibChange] = []
+        fib: list[FibDecision] = []
         out: list[Outbound] = []
         for prefix, old in before:
             self._diff(
                 prefix, old, state(prefix), old_targets=old_targets, new_targets=new_targets,
                 old_local=old_local, fib=fib, out=out,
             )
-        return RibDiff(tuple(fib), tuple(out))
+        return RibDiff(fib_grouped(fib), tuple(out))
 
     def _change_all(self, mutate: Callable[[], None]) -> RibDiff:
         """A configuration change: every prefix is diffed, before and after, old config against new."""
@@ -550,7 +571,7 @@ class Rib:
         before = {p: self._state(p) for p in self._all_prefixes()}
         mutate()
         new_targets = self._targets()
-        fib: list[FibChange] = []
+        fib: list[FibDecision] = []
         out: list[Outbound] = []
         for prefix in [*before, *(p for p in self._all_prefixes() if p not in before)]:
             state = before.get(prefix, (None, None))
@@ -558,7 +579,7 @@ class Rib:
                 prefix, state, self._state(prefix), old_targets=old_targets, new_targets=new_targets,
                 old_local=old_local, fib=fib, out=out,
             )
-        return RibDiff(tuple(fib), tuple(out))
+        return RibDiff(fib_grouped(fib), tuple(out))
 
     def _diff(
         self,
@@ -569,15 +590,15 @@ class Rib:
         old_targets: Mapping[str, PeerInfo],
         new_targets: Mapping[str, PeerInfo],
         old_local: LocalInfo,
-        fib: list[FibChange],
+        fib: list[FibDecision],
         out: list[Outbound],
     ) -> None:
         old_path, old_entry = before
         new_path, new_entry = after
         if old_entry is not new_entry and old_entry != new_entry:
             self._installed += (new_entry is not None) - (old_entry is not None)
-            fib.append(FibChange(prefix, None) if new_entry is None
-                       else FibChange(prefix, new_entry[1], new_entry[0]))
+            fib.append((prefix, None, "unicast") if new_entry is None
+                       else (prefix, new_entry[1], new_entry[0]))
         was, now = _installed_by(before), _installed_by(after)
         if was != now:
             for name, step in ((was, -1), (now, 1)):

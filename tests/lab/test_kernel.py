@@ -18,6 +18,7 @@ import pytest
 
 from bgpd.kernel import FibChange, Route
 from bgpd.kernel.fib import KernelFib
+from bgpd.rib.fib import fib_grouped
 
 pytestmark = pytest.mark.lab
 
@@ -77,43 +78,43 @@ def ours(ns: str) -> dict[str, tuple[str, ...] | str]:
 
 
 def test_install_replace_delete_unicast_v4_v6(ns: str, fib: KernelFib) -> None:
-    result = fib.apply([FibChange("10.1.0.0/24", (GW1,)), FibChange("fd01::/64", (GW6A,)),
-                        FibChange("10.1.1.1/32", (GW1,))])
+    result = fib.apply([FibChange(("10.1.0.0/24",), (GW1,)), FibChange(("fd01::/64",), (GW6A,)),
+                        FibChange(("10.1.1.1/32",), (GW1,))])
     assert result.ok, result
     assert ours(ns) == {"10.1.0.0/24": (GW1,), "fd01::/64": (GW6A,), "10.1.1.1/32": (GW1,)}
-    assert fib.apply([FibChange("10.1.0.0/24", (GW2,)), FibChange("fd01::/64", (GW6B,))]).ok
+    assert fib.apply([FibChange(("10.1.0.0/24",), (GW2,)), FibChange(("fd01::/64",), (GW6B,))]).ok
     assert ours(ns) == {"10.1.0.0/24": (GW2,), "fd01::/64": (GW6B,), "10.1.1.1/32": (GW1,)}
-    assert fib.apply([FibChange("10.1.0.0/24", None), FibChange("fd01::/64", None)]).ok
+    assert fib.apply([FibChange(("10.1.0.0/24",), None), FibChange(("fd01::/64",), None)]).ok
     assert ours(ns) == {"10.1.1.1/32": (GW1,)}
     assert fib.dump() == {"10.1.1.1/32": Route("10.1.1.1/32", (GW1,))}
 
 
 def test_ecmp_and_its_replacement_both_ways(ns: str, fib: KernelFib) -> None:
-    assert fib.apply([FibChange("10.2.0.0/16", (GW1, GW2, GW3)), FibChange("fd02::/48", (GW6A, GW6B)),
-                      FibChange("10.3.0.0/16", (GW1,))]).ok
+    assert fib.apply([FibChange(("10.2.0.0/16",), (GW1, GW2, GW3)), FibChange(("fd02::/48",), (GW6A, GW6B)),
+                      FibChange(("10.3.0.0/16",), (GW1,))]).ok
     assert ours(ns) == {"10.2.0.0/16": (GW1, GW2, GW3), "fd02::/48": (GW6A, GW6B), "10.3.0.0/16": (GW1,)}
-    assert fib.apply([FibChange("10.2.0.0/16", (GW2,)), FibChange("fd02::/48", (GW6B,)),
-                      FibChange("10.3.0.0/16", (GW1, GW3))]).ok
+    assert fib.apply([FibChange(("10.2.0.0/16",), (GW2,)), FibChange(("fd02::/48",), (GW6B,)),
+                      FibChange(("10.3.0.0/16",), (GW1, GW3))]).ok
     assert ours(ns) == {"10.2.0.0/16": (GW2,), "fd02::/48": (GW6B,), "10.3.0.0/16": (GW1, GW3)}
     assert fib.dump()["10.3.0.0/16"] == Route("10.3.0.0/16", (GW1, GW3))
 
 
 def test_blackholes_and_unicast_replacing_each_other(ns: str, fib: KernelFib) -> None:
-    assert fib.apply([FibChange("10.244.1.0/26", (), "blackhole"), FibChange("fd10::/122", (), "blackhole"),
-                      FibChange("10.5.0.0/24", (GW1,))]).ok
+    assert fib.apply([FibChange(("10.244.1.0/26",), (), "blackhole"),
+                      FibChange(("fd10::/122",), (), "blackhole"), FibChange(("10.5.0.0/24",), (GW1,))]).ok
     assert ours(ns) == {"10.244.1.0/26": "blackhole", "fd10::/122": "blackhole", "10.5.0.0/24": (GW1,)}
-    assert fib.apply([FibChange("10.5.0.0/24", (), "blackhole"), FibChange("10.244.1.0/26", (GW2,))]).ok
+    assert fib.apply([FibChange(("10.5.0.0/24",), (), "blackhole"), FibChange(("10.244.1.0/26",), (GW2,))]).ok
     assert ours(ns) == {"10.244.1.0/26": (GW2,), "fd10::/122": "blackhole", "10.5.0.0/24": "blackhole"}
     assert fib.dump()["fd10::/122"] == Route("fd10::/122", (), "blackhole")
-    assert fib.apply([FibChange("fd10::/122", None), FibChange("10.5.0.0/24", None)]).ok
+    assert fib.apply([FibChange(("fd10::/122",), None), FibChange(("10.5.0.0/24",), None)]).ok
     assert ours(ns) == {"10.244.1.0/26": (GW2,)}
 
 
 def test_errors_are_reported_per_prefix_and_the_rest_installed(ns: str, fib: KernelFib) -> None:
-    result = fib.apply([FibChange("10.6.0.0/24", (GW1,)), FibChange("10.6.1.0/24", ("10.99.0.1",)),
-                        FibChange("fd06::/64", ("fd99::1",)), FibChange("10.6.2.1/24", (GW1,)),
-                        FibChange("nonsense", (GW1,)), FibChange("10.6.3.0/24", (GW2,)),
-                        FibChange("10.77.0.0/24", None)])  # deleting what is not there is fine
+    result = fib.apply([FibChange(("10.6.0.0/24",), (GW1,)), FibChange(("10.6.1.0/24",), ("10.99.0.1",)),
+                        FibChange(("fd06::/64",), ("fd99::1",)), FibChange(("10.6.2.1/24",), (GW1,)),
+                        FibChange(("nonsense",), (GW1,)), FibChange(("10.6.3.0/24",), (GW2,)),
+                        FibChange(("10.77.0.0/24",), None)])  # deleting what is not there is fine
     assert set(result.errors) == {"10.6.1.0/24", "fd06::/64", "10.6.2.1/24", "nonsense"}, result
     assert result.errors["10.6.1.0/24"] == "ENETUNREACH: Nexthop has invalid gateway"
     assert result.errors["10.6.2.1/24"].startswith("EINVAL: ")
@@ -124,17 +125,21 @@ def test_errors_are_reported_per_prefix_and_the_rest_installed(ns: str, fib: Ker
 def test_errors_map_to_their_prefixes_across_many_chunks(ns: str, fib: KernelFib) -> None:
     n = 3 * KernelFib.CHUNK + 17  # several chunks: the pipelined sender path
     bad = {5, KernelFib.CHUNK, 2 * KernelFib.CHUNK + 3, n - 1}
-    changes = [FibChange(f"20.{i >> 8}.{i & 255}.0/24", ("10.99.0.1",) if i in bad else (GW1,))
-               for i in range(n)]
+    prefixes = [f"20.{i >> 8}.{i & 255}.0/24" for i in range(n)]
+    # as the RIB groups them: runs of prefixes sharing next hops, the bad ones inside large changes
+    changes = fib_grouped((p, ("10.99.0.1",) if i in bad else (GW1,), "unicast")
+                          for i, p in enumerate(prefixes))
+    assert max(len(c.prefixes) for c in changes) > KernelFib.CHUNK
     result = fib.apply(changes)
-    assert set(result.errors) == {changes[i].prefix for i in bad}
+    assert set(result.errors) == {prefixes[i] for i in bad}
     assert len(fib.dump()) == n - len(bad)
 
 
 def test_adoption_then_sweep_keeps_only_what_is_wanted(ns: str) -> None:
     with KernelFib(254, 44, ns) as before:
-        assert before.apply([FibChange("10.8.0.0/24", (GW1,)), FibChange("10.8.1.0/24", (GW1, GW2)),
-                             FibChange("fd08::/64", (GW6A,)), FibChange("10.8.2.0/24", (), "blackhole")]).ok
+        assert before.apply([FibChange(("10.8.0.0/24",), (GW1,)), FibChange(("10.8.1.0/24",), (GW1, GW2)),
+                             FibChange(("fd08::/64",), (GW6A,)),
+                             FibChange(("10.8.2.0/24",), (), "blackhole")]).ok
     with KernelFib(254, 44, ns) as after:  # a restarted daemon adopts what is there
         assert after.dump() == {
             "10.8.0.0/24": Route("10.8.0.0/24", (GW1,)), "10.8.1.0/24": Route("10.8.1.0/24", (GW1, GW2)),
@@ -146,9 +151,9 @@ def test_adoption_then_sweep_keeps_only_what_is_wanted(ns: str) -> None:
 
 def test_sweep_removes_our_routes_left_under_an_old_metric(ns: str) -> None:
     with KernelFib(254, 44, ns, metric=50) as old:
-        assert old.apply([FibChange("10.9.0.0/24", (GW1,))]).ok
+        assert old.apply([FibChange(("10.9.0.0/24",), (GW1,))]).ok
     with KernelFib(254, 44, ns) as fib:
-        assert fib.apply([FibChange("10.9.0.0/24", (GW2,))]).ok
+        assert fib.apply([FibChange(("10.9.0.0/24",), (GW2,))]).ok
         assert len(kernel_routes(ns, proto="44")) == 2
         assert fib.sweep({"10.9.0.0/24"}).ok
     assert ours(ns) == {"10.9.0.0/24": (GW2,)}
@@ -162,11 +167,12 @@ def test_routes_of_other_protocols_are_never_touched(ns: str, fib: KernelFib) ->
     bird_before = sorted(map(json.dumps, kernel_routes(ns, proto="bird")))
     assert len(bird_before) == 4
     assert fib.dump() == {}
-    assert fib.apply([FibChange("10.10.0.0/24", (GW1,)), FibChange("fd11::/64", (GW6A,))]).ok
-    assert fib.apply([FibChange("10.10.0.0/24", (GW2, GW1)), FibChange("fd11::/64", (), "blackhole")]).ok
+    assert fib.apply([FibChange(("10.10.0.0/24",), (GW1,)), FibChange(("fd11::/64",), (GW6A,))]).ok
+    assert fib.apply([FibChange(("10.10.0.0/24",), (GW2, GW1)),
+                      FibChange(("fd11::/64",), (), "blackhole")]).ok
     assert set(fib.dump()) == {"10.10.0.0/24", "fd11::/64"}
-    assert fib.apply([FibChange("10.10.0.0/24", None), FibChange("fd11::/64", None),
-                      FibChange("10.11.0.0/24", None)]).ok
+    assert fib.apply([FibChange(("10.10.0.0/24",), None), FibChange(("fd11::/64",), None),
+                      FibChange(("10.11.0.0/24",), None)]).ok
     assert fib.sweep(set()).ok
     assert sorted(map(json.dumps, kernel_routes(ns, proto="bird"))) == bird_before
     assert ours(ns) == {}
@@ -174,7 +180,7 @@ def test_routes_of_other_protocols_are_never_touched(ns: str, fib: KernelFib) ->
 
 def test_another_table(ns: str) -> None:
     with KernelFib(1000, 44, ns) as fib:
-        assert fib.apply([FibChange("10.12.0.0/24", (GW1,)), FibChange("fd12::/64", (GW6A,))]).ok
+        assert fib.apply([FibChange(("10.12.0.0/24",), (GW1,)), FibChange(("fd12::/64",), (GW6A,))]).ok
         assert set(fib.dump()) == {"10.12.0.0/24", "fd12::/64"}
     assert {r["dst"] for r in kernel_routes(ns, table="1000", proto="44")} == {"10.12.0.0/24", "fd12::/64"}
     with KernelFib(254, 44, ns) as main:
@@ -182,20 +188,22 @@ def test_another_table(ns: str) -> None:
 
 
 def test_ten_thousand_routes_in_one_batch(ns: str, fib: KernelFib) -> None:
-    v4 = [FibChange(f"30.{i >> 8}.{i & 255}.0/24", (GW1,) if i % 2 else (GW1, GW2)) for i in range(9000)]
-    v6 = [FibChange(f"fd30:{i:x}:1::/64", (GW6A,)) for i in range(1000)]
+    v4 = [FibChange((f"30.{i >> 8}.{i & 255}.0/24",), (GW1,) if i % 2 else (GW1, GW2)) for i in range(4000)]
+    v4.append(FibChange(tuple(f"31.{i >> 8}.{i & 255}.0/24" for i in range(5000)), (GW1, GW2)))
+    v6 = [FibChange(tuple(f"fd30:{i:x}:1::/64" for i in range(1000)), (GW6A,))]
     result = fib.apply(v4 + v6)
     assert result.ok, list(result.errors.items())[:5]
-    assert fib.dump() == {c.prefix: Route(c.prefix, c.nexthops or ()) for c in v4 + v6}
+    assert fib.dump() == {p: Route(p, c.nexthops or ()) for c in v4 + v6 for p in c.prefixes}
     assert len(kernel_routes(ns, proto="44")) == 10_000
-    assert fib.apply(FibChange(c.prefix, None) for c in v4 + v6).ok
+    # one delete for both families at once
+    assert fib.apply([FibChange(tuple(p for c in v4 + v6 for p in c.prefixes), None)]).ok
     assert fib.dump() == {}
 
 
 def test_lost_error_replies_are_reported_as_overrun(ns: str, fib: KernelFib) -> None:
     # A receive buffer far too small for one chunk of failures makes the kernel drop replies.
     fib._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
-    changes = [FibChange(f"40.0.{i}.0/24", ("10.99.0.1",)) for i in range(200)]
+    changes = [FibChange((f"40.0.{i}.0/24",), ("10.99.0.1",)) for i in range(200)]
     result = fib.apply(changes)
     assert result.overrun and not result.ok
     assert 0 < len(result.errors) < len(changes)

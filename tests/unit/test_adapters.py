@@ -27,9 +27,9 @@ class FakeFib:
         if self.fail_next:
             self.fail_next = False
             raise OSError("netlink socket gone")
-        self.calls.append([c.prefix for c in changes])
-        bad = {c.prefix: "EINVAL: bad" for c in changes if c.prefix.startswith("9.")}
-        return ApplyResult(len(changes), bad)
+        prefixes = [p for c in changes for p in c.prefixes]
+        self.calls.append(prefixes)
+        return ApplyResult(len(prefixes), {p: "EINVAL: bad" for p in prefixes if p.startswith("9.")})
 
     def dump(self) -> dict[str, object]:
         self.calls.append("dump")
@@ -51,7 +51,7 @@ def port() -> Iterator[tuple[KernelFibPort, FakeFib]]:
 
 
 def change(prefix: str) -> FibChange:
-    return FibChange(prefix, ("10.0.0.1",))
+    return FibChange((prefix,), ("10.0.0.1",))
 
 
 def test_the_ribs_fib_change_is_what_the_kernel_reads() -> None:

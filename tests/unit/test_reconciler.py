@@ -80,10 +80,11 @@ class FakeFib:
     async def apply(self, changes: Sequence[FibChange]) -> None:
         self.calls += 1
         for c in changes:
-            if c.nexthops is None:
-                self.routes.pop(c.prefix, None)
-            else:
-                self.routes[c.prefix] = c.nexthops
+            for prefix in c.prefixes:
+                if c.nexthops is None:
+                    self.routes.pop(prefix, None)
+                else:
+                    self.routes[prefix] = c.nexthops
 
     async def dump(self) -> dict[str, tuple[str, ...]]:
         self.routes.update(self.left_over)

@@ -57,11 +57,12 @@ class Lab:
     def apply(self, node: str, diff: RibDiff) -> None:
         fib = self.nodes[node].fib
         self.changes.extend((node, c) for c in diff.fib)
-        for change in diff.fib:
-            if change.nexthops is None:
-                del fib[change.prefix]
-            else:
-                fib[change.prefix] = change
+        for grouped in diff.fib:
+            for change in grouped.routes():
+                if change.nexthops is None:
+                    del fib[change.prefixes[0]]
+                else:
+                    fib[change.prefixes[0]] = change
         self.queue.extend((node, o) for o in diff.out)
 
     def connect(self, a: str, b: str) -> None:
@@ -113,7 +114,7 @@ def test_clients_keep_every_route_when_one_reflector_dies() -> None:
     lab.kill("rr1")
     lab.run()
     # Only the dead node's own block goes; nothing else in any kernel changes, not even briefly.
-    assert sorted(lab.changes) == [(n, FibChange(block("rr1"), None)) for n in sorted([*CLIENTS, "rr2"])]
+    assert sorted(lab.changes) == [(n, FibChange((block("rr1"),), None)) for n in sorted([*CLIENTS, "rr2"])]
     for name in [*CLIENTS, "rr2"]:
         want = {p: nh for p, nh in expected(name).items() if p != block("rr1")}
         assert routes(lab, name) == want, name

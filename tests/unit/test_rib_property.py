@@ -68,12 +68,15 @@ class Model:
         self.now = 0.0
 
     def apply(self, diff: RibDiff) -> None:
-        for change in diff.fib:
-            if change.nexthops is None:
-                assert self.fib.pop(change.prefix, None) is not None, change
-            else:
-                assert self.fib.get(change.prefix) != change, change
-                self.fib[change.prefix] = change
+        for grouped in diff.fib:
+            assert len(set(grouped.prefixes)) == len(grouped.prefixes), grouped  # each prefix once
+            for change in grouped.routes():
+                prefix = change.prefixes[0]
+                if change.nexthops is None:
+                    assert self.fib.pop(prefix, None) is not None, change
+                else:
+                    assert self.fib.get(prefix) != change, change
+                    self.fib[prefix] = change
         for o in diff.out:
             sent = self.out[o.peer]
             if isinstance(o, Announce):
@@ -137,4 +140,4 @@ def test_fib_change_for_an_adopted_prefix_is_checked_too() -> None:
     rib = Rib(LOCALS[0])
     rib.set_peer(PEERS["e1"])
     rib.adopt({"172.16.0.0/16": ("10.0.9.9",)}, 100.0)
-    assert rib.fib() == {"172.16.0.0/16": FibChange("172.16.0.0/16", ("10.0.9.9",))}
+    assert rib.fib() == {"172.16.0.0/16": FibChange(("172.16.0.0/16",), ("10.0.9.9",))}
