@@ -248,11 +248,11 @@ def split(changes: Iterable[FibChange], size: int) -> Iterator[list[FibChange]]:
     piece: list[FibChange] = []
     room = size
     for change in changes:
-        prefixes = change.prefixes
-        while prefixes:
-            take = prefixes[:room]
-            piece.append(change if len(take) == len(change.prefixes) else change._replace(prefixes=take))
-            prefixes, room = prefixes[room:], room - len(take)
+        prefixes, start = change.prefixes, 0
+        while start < len(prefixes):
+            take = prefixes[start : start + room]  # never the rest of a long tuple: that would be O(n²)
+            piece.append(change if len(take) == len(prefixes) else change._replace(prefixes=take))
+            start, room = start + len(take), room - len(take)
             if not room:
                 yield piece
                 piece, room = [], size
