@@ -142,7 +142,8 @@ class Rib:
             return RibDiff()
         prefixes = adj.prefixes()
         if not keep and self._alone(adj, prefixes):
-            held, old_targets, old_local = self._held(adj, prefixes), self._targets(), self._local
+            held = self._held(adj, prefixes, replaced=True)
+            old_targets, old_local = self._targets(), self._local
             mutate()
             return self._unlearn(adj, held, old_targets, self._targets(), old_local)
         return self._change(prefixes, mutate, targets_changed=True, source=adj)
@@ -213,36 +214,38 @@ class Rib:
                 and self._alone(adj, batch))
 
     @staticmethod
-    def _held(adj: AdjRibIn, batch: Sequence[str]) -> list[tuple[str, PathAttributes]]:
-        """The routes of ``batch`` that ``adj`` holds and imported (its candidates), each prefix once."""
-        whole = len(batch) == len(adj.routes) and adj.routes.keys() == set(batch)
-        if whole and not adj.stale and not adj.changed:
-            return list(adj.routes.items())  # the whole session, nothing rejected: a session's loss
-        held = []
-        for prefix in dict.fromkeys(batch):
+    def _held(adj: AdjRibIn, batch: Sequence[str], *, replaced: bool = False) -> Mapping[str, PathAttributes]:
+        """The routes of ``batch`` that ``adj`` holds and imported (its candidates). ``replaced``: the
+        caller then replaces ``adj.routes`` with a new dict (a session's loss) rather than edit it, so
+        when ``batch`` is the whole table, nothing rejected, the answer is that table, not a copy of
+        a million routes."""
+        if replaced and not adj.stale and not adj.changed and len(batch) == len(adj.routes):
+            return adj.routes
+        held = {}
+        for prefix in batch:
             attrs = adj.routes.get(prefix)
             if attrs is None:
                 attrs = adj.stale.get(prefix)
             if attrs is not None and adj.changed:
                 attrs = adj.changed.get(prefix, attrs)
             if attrs is not None:
-                held.append((prefix, attrs))
+                held[prefix] = attrs
         return held
 
-    def _unlearn(self, adj: AdjRibIn, held: list[tuple[str, PathAttributes]],
+    def _unlearn(self, adj: AdjRibIn, held: Mapping[str, PathAttributes],
                  old_targets: Mapping[str, PeerInfo], new_targets: Mapping[str, PeerInfo],
                  old_local: LocalInfo) -> RibDiff:
         """The diff of `_held` routes of an `_alone` session that are gone (no route is left for those
         prefixes): one kernel delete for all, and withdrawals where the route had been sent;
         per-attributes work once, as in `_learn`."""
         source = adj.info
-        gone = [prefix for prefix, _ in held]
+        gone = tuple(held)
         if self._local.kernel_reject or not DEFAULT_ROUTES.isdisjoint(gone):
-            gone = [prefix for prefix in gone if self._installable(prefix)]
+            gone = tuple(prefix for prefix in gone if self._installable(prefix))
         out: list[Outbound] = []
         last: PathAttributes | None = None
         sent_to: list[tuple[str, PeerInfo]] = []
-        for prefix, attrs in held if new_targets else ():
+        for prefix, attrs in held.items() if new_targets else ():
             if attrs is not last:
                 last = attrs
                 sent_to = [(n, t) for n in new_targets if (t := old_targets.get(n)) is not None
@@ -252,7 +255,7 @@ class Rib:
                     out.append(Withdraw(name, prefix))
         self._installed -= len(gone)
         adj.installed -= len(gone)
-        return RibDiff((FibChange(tuple(gone), None),) if gone else (), tuple(out))
+        return RibDiff((FibChange(gone, None),) if gone else (), tuple(out))
 
     def _learn(self, adj: AdjRibIn, batch: Sequence[str], attrs: PathAttributes, imported: Importer
                ) -> RibDiff:
