@@ -137,6 +137,7 @@ class KernelFibPort:
         self._queued = False  # a flush job is queued that has not taken the pending batch yet
         self._last: asyncio.Future[tuple[ApplyResult, int]] | None = None  # the latest flush job
         self.errors = 0
+        self.leftovers = True  # until dump() has looked
 
     async def apply(self, changes: Sequence[FibChange]) -> None:
         with self._lock:
@@ -175,9 +176,15 @@ class KernelFibPort:
             log.error("route_install_errors_lost", changes=count, reason="netlink receive buffer overrun")
 
     async def dump(self) -> dict[str, tuple[str, ...]]:
-        routes = await asyncio.get_running_loop().run_in_executor(self._pool, self._fib.dump)
-        # Blackholes are not adopted: the RIB re-derives them from the node's own blocks.
-        return {p: r.nexthops for p, r in routes.items() if r.kind == "unicast"}
+        routes = await asyncio.get_running_loop().run_in_executor(self._pool, self._fib.routes)
+        # Blackholes are not adopted: the RIB re-derives them from the node's own blocks. A prefix
+        # held under two metrics is adopted once, with ours.
+        adopted: dict[str, tuple[str, ...]] = {}
+        for route in routes:
+            if route.kind == "unicast" and (route.prefix not in adopted or route.metric == self._fib.metric):
+                adopted[route.prefix] = route.nexthops
+        self.leftovers = len(adopted) < len(routes)
+        return adopted
 
     async def sweep(self, keep: set[str]) -> int:
         result = await asyncio.get_running_loop().run_in_executor(self._pool, self._fib.sweep, keep)

@@ -47,6 +47,12 @@ class FibPort(Protocol):
         """Our routes in the kernel now (prefix -> next hops), to adopt at start."""
         ...
 
+    @property
+    def leftovers(self) -> bool:
+        """After `dump`: whether the kernel also held routes of ours that it did not return
+        (blackholes, a prefix under a second metric), which only a sweep removes."""
+        ...
+
     async def sweep(self, keep: set[str]) -> int:
         """Delete our routes whose prefix is not in ``keep``; returns how many."""
         ...

@@ -159,6 +159,9 @@ class Reconciler:
         routes = await self.fib.dump()
         self.rib.adopt(routes, self._sweep_at)
         log.info("kernel_routes_adopted", routes=len(routes))
+        # Nothing of ours in the kernel: every route of ours there from now on is one the RIB put
+        # there, so there is nothing to sweep (and no full table to dump again at the first resync).
+        self.swept = not routes and not self.fib.leftovers
         return len(routes)
 
     # ---------------------------------------------------------------- snapshots

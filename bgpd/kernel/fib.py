@@ -115,7 +115,7 @@ class KernelFib:
         """Delete our routes whose prefix is not in ``keep`` (or that carry an old metric)."""
         canonical: set[str] | None = None
         doomed: dict[int, list[str]] = {}
-        for route in self._dump_all():
+        for route in self.routes():
             if route.metric == self.metric:
                 if route.prefix in keep:
                     continue
@@ -191,12 +191,13 @@ class KernelFib:
     def dump(self) -> dict[str, Route]:
         """Our routes (our protocol, our table), by prefix; adoption reads this on start."""
         out: dict[str, Route] = {}
-        for route in self._dump_all():
+        for route in self.routes():
             if route.prefix not in out or route.metric == self.metric:
                 out[route.prefix] = route
         return out
 
-    def _dump_all(self) -> list[Route]:
+    def routes(self) -> list[Route]:
+        """Every route of ours (our protocol, our table), whatever its metric."""
         routes: list[Route] = []
         for family in (socket.AF_INET, socket.AF_INET6):
             seq = self._seq

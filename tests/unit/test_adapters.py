@@ -10,6 +10,7 @@ import pytest
 
 from bgpd.adapters import KernelFibPort
 from bgpd.kernel.codec import FibChange as KernelChange
+from bgpd.kernel.codec import Route
 from bgpd.kernel.fib import ApplyResult
 from bgpd.rib import FibChange
 
@@ -31,9 +32,12 @@ class FakeFib:
         self.calls.append(prefixes)
         return ApplyResult(len(prefixes), {p: "EINVAL: bad" for p in prefixes if p.startswith("9.")})
 
-    def dump(self) -> dict[str, object]:
+    metric = 44
+    found: list[Route] = []  # what the "kernel" holds of ours
+
+    def routes(self) -> list[Route]:
         self.calls.append("dump")
-        return {}
+        return self.found
 
     def close(self) -> None:
         pass
@@ -113,3 +117,22 @@ def test_a_backlog_past_the_limit_waits_for_the_kernel(port: tuple[KernelFibPort
         assert fake.calls == [["1.0.0.0/24"], ["2.0.0.0/24", "3.0.0.0/24"]]
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(("found", "adopted", "leftovers"), [
+    ([], {}, False),
+    ([Route("10.1.0.0/24", ("10.0.0.1",))], {"10.1.0.0/24": ("10.0.0.1",)}, False),
+    ([Route("10.1.0.0/24", ("10.0.0.1",)), Route("10.244.0.0/26", (), "blackhole")],
+     {"10.1.0.0/24": ("10.0.0.1",)}, True),
+    ([Route("10.1.0.0/24", ("10.0.0.9",), metric=7), Route("10.1.0.0/24", ("10.0.0.1",)),
+      Route("10.2.0.0/24", ("10.0.0.9",), metric=7)],
+     {"10.1.0.0/24": ("10.0.0.1",), "10.2.0.0/24": ("10.0.0.9",)}, True),
+])
+def test_dump_adopts_unicast_routes_ours_first_and_says_what_it_left(
+        port: tuple[KernelFibPort, FakeFib], found: list[Route], adopted: dict[str, tuple[str, ...]],
+        leftovers: bool) -> None:
+    fib_port, fake = port
+    fake.release.set()
+    fake.found = found
+    assert asyncio.run(fib_port.dump()) == adopted
+    assert fib_port.leftovers is leftovers

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from ipaddress import ip_network
 from typing import Any
 
+import pytest
+
 from bgpd.bgp import Family, PathAttributes
 from bgpd.desired import DesiredNode, Export, ExportPolicy, Password, StaticRoute
 from bgpd.model.errors import ConfigError
@@ -76,6 +78,7 @@ class FakeFib:
     calls: int = 0
     sweeps: list[set[str]] = field(default_factory=list)
     left_over: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    leftovers: bool = False  # blackholes / other metrics the dump does not return
 
     async def apply(self, changes: Sequence[FibChange]) -> None:
         self.calls += 1
@@ -423,6 +426,19 @@ def test_adopted_routes_stay_until_every_end_of_rib_then_sweep() -> None:
     w.event(EndOfRib("10.0.0.3", V4))
     assert w.fib.routes == {P1: ("10.0.0.2",), "10.0.0.9/32": ("10.0.0.254",)}
     assert w.fib.sweeps == [{P1, "10.0.0.9/32"}]
+
+
+@pytest.mark.parametrize("leftovers", [False, True])
+def test_a_start_with_nothing_of_ours_in_the_kernel_never_sweeps(leftovers: bool) -> None:
+    """Only what a previous run left needs a sweep: without it, every route of ours is the RIB's."""
+    w = World()
+    w.fib.leftovers = leftovers  # e.g. a blackhole the dump does not return for adoption
+    assert run(w.r.adopt()) == 0
+    w.apply("a", A)
+    w.up(M2, M3)
+    w.event(EndOfRib("10.0.0.2", V4))
+    w.event(EndOfRib("10.0.0.3", V4))
+    assert len(w.fib.sweeps) == int(leftovers)
 
 
 def test_adopted_routes_are_swept_at_the_deadline_without_end_of_rib() -> None:
