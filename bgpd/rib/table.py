@@ -9,10 +9,11 @@ Adj-RIB-Ins when an event touches it (before and after the change), which is wha
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
-from itertools import chain
+from itertools import chain, repeat
+from typing import TypeVar
 
 from bgpd.bgp import Family, PathAttributes
 from bgpd.rib.adjin import AdjRibIn, Importer, PeerStatus
@@ -27,6 +28,12 @@ FibEntry = Installed | None
 State = tuple[Path | None, FibEntry]
 FibDecision = tuple[str, tuple[str, ...] | None, FibKind]  # one prefix's kernel change, before grouping
 _BLACKHOLE: FibEntry = ("blackhole", ())
+V = TypeVar("V")
+
+
+def _drop(table: dict[str, V], prefixes: Sequence[str]) -> None:
+    """Remove ``prefixes`` from ``table`` where present: the loop runs in C (``deque`` consumes the map)."""
+    deque(map(table.pop, prefixes, repeat(None)), maxlen=0)
 
 
 def _installed_by(state: State) -> str | None:
@@ -219,8 +226,10 @@ class Rib:
         caller then replaces ``adj.routes`` with a new dict (a session's loss) rather than edit it, so
         when ``batch`` is the whole table, nothing rejected, the answer is that table, not a copy of
         a million routes."""
-        if replaced and not adj.stale and not adj.changed and len(batch) == len(adj.routes):
-            return adj.routes
+        if not adj.stale and not adj.changed:
+            if replaced and len(batch) == len(adj.routes):
+                return adj.routes
+            return {p: a for p, a in zip(batch, map(adj.routes.get, batch), strict=True) if a is not None}
         held = {}
         for prefix in batch:
             attrs = adj.routes.get(prefix)
@@ -317,10 +326,11 @@ class Rib:
         batch = prefixes if isinstance(prefixes, tuple | list) else list(prefixes)
         if self._alone(adj, batch):
             held = self._held(adj, batch)
-            for prefix in batch:
-                adj.routes.pop(prefix, None)
-                adj.stale.pop(prefix, None)
-                adj.changed.pop(prefix, None)
+            _drop(adj.routes, batch)
+            if adj.stale:
+                _drop(adj.stale, batch)
+            if adj.changed:
+                _drop(adj.changed, batch)
             targets = self._targets()
             return self._unlearn(adj, held, targets, targets, self._local)
         fib: list[FibDecision] = []
