@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from bgpd.bgp import PathAttributes
 from bgpd.rib.peer import LocalInfo, PeerInfo
-from bgpd.rib.policy import RouteContext, calico_export, effective_local_pref, export_policy, with_communities
+from bgpd.rib.policy import RouteContext, calico_exported, effective_local_pref, export_policy
 from bgpd.rib.prefix import family_of
 
 Path = tuple[PeerInfo | None, PathAttributes]  # (source session, attributes); None = the node itself
@@ -40,8 +40,7 @@ def export_chain(path: Path, prefix: str, target: PeerInfo, local: LocalInfo) ->
     if family_of(prefix) not in target.families:
         return None
     if not target.filters:  # the common case, without building a context for the rules
-        policy = local.export_policy
-        return with_communities(policy, prefix, attrs) if calico_export(policy, prefix) else None
+        return calico_exported(local.export_policy, prefix, attrs)
     ctx = RouteContext(prefix=prefix, source="local" if source is None else "bgp", ibgp=target.ibgp)
     return export_policy(target.filters, local.export_policy, ctx, attrs)
 

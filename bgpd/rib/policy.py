@@ -197,6 +197,11 @@ def calico_export(policy: ExportPolicy, prefix: str) -> bool:
     return last.result
 
 
+def calico_exported(policy: ExportPolicy, prefix: str, attrs: PathAttributes) -> PathAttributes | None:
+    """Calico's own export policy for one route (the same for every session without filters)."""
+    return with_communities(policy, prefix, attrs) if calico_export(policy, prefix) else None
+
+
 def export_policy(
     filters: tuple[BGPFilter, ...],
     policy: ExportPolicy,
@@ -208,7 +213,7 @@ def export_policy(
         verdict = run_chain(filters, "export", ctx, attrs)
         if verdict is not None:
             return verdict[1] if verdict[0] else None
-    return with_communities(policy, ctx.prefix, attrs) if calico_export(policy, ctx.prefix) else None
+    return calico_exported(policy, ctx.prefix, attrs)
 
 
 def count_as(path: tuple[int, ...], asns: tuple[int, ...]) -> int:

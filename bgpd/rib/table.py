@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
-from itertools import chain, repeat
+from itertools import chain, groupby, repeat
+from operator import itemgetter
 from typing import TypeVar
 
 from bgpd.bgp import Family, PathAttributes
@@ -21,6 +22,7 @@ from bgpd.rib.decision import select
 from bgpd.rib.export import Path, export_chain, may_advertise, outbound, rewrite
 from bgpd.rib.fib import Announce, FibChange, FibKind, Outbound, RibDiff, Withdraw, fib_grouped
 from bgpd.rib.peer import LocalInfo, PeerInfo, local_attributes
+from bgpd.rib.policy import calico_exported
 from bgpd.rib.prefix import DEFAULT_ROUTES, covered_by, family_of, none_martian
 
 Installed = tuple[FibKind, tuple[str, ...]]
@@ -29,6 +31,7 @@ State = tuple[Path | None, FibEntry]
 FibDecision = tuple[str, tuple[str, ...] | None, FibKind]  # one prefix's kernel change, before grouping
 _BLACKHOLE: FibEntry = ("blackhole", ())
 V = TypeVar("V")
+_attrs_of = itemgetter(1)
 
 
 def _drop(table: dict[str, V], prefixes: Sequence[str]) -> None:
@@ -252,16 +255,11 @@ class Rib:
         if self._local.kernel_reject or not DEFAULT_ROUTES.isdisjoint(gone):
             gone = tuple(prefix for prefix in gone if self._installable(prefix))
         out: list[Outbound] = []
-        last: PathAttributes | None = None
-        sent_to: list[tuple[str, PeerInfo]] = []
-        for prefix, attrs in held.items() if new_targets else ():
-            if attrs is not last:
-                last = attrs
-                sent_to = [(n, t) for n in new_targets if (t := old_targets.get(n)) is not None
-                           and self._shared(self._gates, attrs, source, t, old_local, gated=True) is not None]
-            for name, target in sent_to:
-                if self._outbound((source, attrs), prefix, target, old_local) is not None:
-                    out.append(Withdraw(name, prefix))
+        targets = [(n, t) for n in new_targets if (t := old_targets.get(n)) is not None]
+        for attrs, run in groupby(held.items() if targets else (), _attrs_of):
+            prefixes = [prefix for prefix, _ in run]
+            out += (Withdraw(name, prefix) for name, prefix, _ in
+                    self._sent((source, attrs), prefixes, targets, old_local))
         self._installed -= len(gone)
         adj.installed -= len(gone)
         return RibDiff((FibChange(gone, None),) if gone else (), tuple(out))
@@ -285,14 +283,8 @@ class Rib:
                 fib.append(FibChange(tuple(installed), self._unicast(result.next_hop)[1]))
                 self._installed += len(installed)
                 adj.installed += len(installed)
-            path: Path = (source, result)
-            for name, target in targets:
-                if self._shared(self._gates, result, source, target, local, gated=True) is None:
-                    continue
-                for prefix in prefixes:
-                    new = self._outbound(path, prefix, target, local)
-                    if new is not None:
-                        out.append(Announce(name, prefix, new))
+            out += (Announce(name, prefix, new) for name, prefix, new in
+                    self._sent((source, result), prefixes, targets, local))
         return RibDiff(tuple(fib), tuple(out))
 
     @staticmethod
@@ -644,14 +636,45 @@ class Rib:
         """`outbound`, with the work shared by all prefixes that share attributes: BGP's own rules
         (`may_advertise`) and the rewrite are computed once per (attributes, source, target, local).
         Cheaper, and the speaker packs announcements with the same attributes object into one UPDATE."""
-        source, attrs = path
-        gate = self._shared(self._gates, attrs, source, target, local, gated=True)
+        gate = self._shared(self._gates, path[1], path[0], target, local, gated=True)
         if gate is None:
             return None
         out = export_chain(path, prefix, target, local)
-        if out is attrs or out is None:
-            return None if out is None else gate
-        return self._shared(self._rewrites, out, source, target, local, gated=False)  # a filter changed it
+        return None if out is None else self._rewritten(gate, out, path, target, local)
+
+    def _rewritten(self, gate: PathAttributes, out: PathAttributes, path: Path, target: PeerInfo,
+                   local: LocalInfo) -> PathAttributes:
+        """What is sent for ``out``, the export chain's result for ``path``: the path's shared rewrite
+        (``gate``) when the chain kept its attributes, else the rewrite of what a filter made of them."""
+        if out is path[1]:
+            return gate
+        rewritten = self._shared(self._rewrites, out, path[0], target, local, gated=False)
+        assert rewritten is not None  # only a gated rewrite can be refused
+        return rewritten
+
+    def _sent(self, path: Path, prefixes: Sequence[str], targets: Iterable[tuple[str, PeerInfo]],
+              local: LocalInfo) -> Iterator[tuple[str, str, PathAttributes]]:
+        """(session, prefix, attributes) of every route of ``prefixes`` with ``path`` that goes to one of
+        ``targets``: `_outbound` for a batch. Calico's export policy, the same for every session
+        without filters, judges each prefix once, not once per session: a ToR's 100k routes,
+        none of which goes to the node's mesh peers, would otherwise cost 100k checks per peer."""
+        exported: list[tuple[str, PathAttributes]] | None = None
+        for name, target in targets:
+            gate = self._shared(self._gates, path[1], path[0], target, local, gated=True)
+            if gate is None:
+                continue
+            if target.filters:
+                for prefix in prefixes:
+                    new = self._outbound(path, prefix, target, local)
+                    if new is not None:
+                        yield name, prefix, new
+                continue
+            if exported is None:
+                policy, attrs = local.export_policy, path[1]
+                exported = [(p, a) for p in prefixes if (a := calico_exported(policy, p, attrs)) is not None]
+            for prefix, out in exported:
+                if family_of(prefix) in target.families:
+                    yield name, prefix, self._rewritten(gate, out, path, target, local)
 
     @staticmethod
     def _shared(cache: dict[tuple[int, ...], tuple[object, ...]], attrs: PathAttributes,

@@ -101,3 +101,20 @@ def test_a_peer_coming_up_gets_the_table() -> None:
     assert rib.peer_up(C2).out == (Announce("c2", BLOCK, attrs(
         "10.0.0.11", local_pref=100, originator_id="10.0.0.11", cluster_list=(CLUSTER,))),)
     assert set(rib.adj_out("c2")) == {BLOCK}
+
+
+def test_a_batch_goes_to_each_target_by_its_own_export_chain() -> None:
+    """Calico's policy judges a batch once for every target without filters; a filtered target still
+    judges each route itself; session loss withdraws exactly what each target got."""
+    deny = bgp_filter("deny", export_v4=(FilterRule(action="Reject", match_operator="Equal",
+                                                      cidr=ip_network("10.244.1.0/24")),))
+    n2, n3 = peer("n2", "10.0.0.2"), peer("n3", "10.0.0.3", filters=(deny,))
+    rib = rib_with(TOR, n2, n3)
+    batch = ["10.244.1.0/24", "192.168.0.0/24", "10.244.2.0/24"]
+    out = rib.update("tor", batch, attrs("10.0.9.1", as_path=(65001,))).out
+    plain = attrs("10.0.9.1", as_path=(65001,), local_pref=100)
+    assert sorted((o.peer, o.prefix) for o in out) == [
+        ("n2", "10.244.1.0/24"), ("n2", "10.244.2.0/24"), ("n3", "10.244.2.0/24")]
+    assert all(isinstance(o, Announce) and o.attributes == plain for o in out)
+    assert sorted(rib.peer_down("tor", 0.0, graceful=False).out) == sorted(
+        Withdraw(o.peer, o.prefix) for o in out)
