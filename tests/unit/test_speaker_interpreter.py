@@ -51,6 +51,21 @@ def test_a_pypy_that_cannot_import_exabgp_falls_back_with_its_error(tmp_path: Pa
     assert reason == f"{broken} cannot run ExaBGP: exit status 3: ImportError: no module named exabgp.reactor"
 
 
+def test_pypy_child_gets_a_small_gc_nursery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 MB: PyPy would otherwise size it from the cache (~150 MB here) and ExaBGP's peak RSS doubles."""
+    for name in [name for name in os.environ if name.startswith("PYPY_GC_")]:
+        monkeypatch.delenv(name)
+    env = dict(interpreter.pypy("/usr/bin/pypy3", "/run/pypy-path", "/run/pycache").env)
+    gc = {name: value for name, value in env.items() if name.startswith("PYPY_GC_")}
+    assert gc == {"PYPY_GC_NURSERY": "4M"}
+
+
+def test_pypy_gc_variables_in_bgpds_environment_override_the_default() -> None:
+    environ = {"PYPY_GC_NURSERY": "8M", "PYPY_GC_MAJOR_COLLECT": "1.4", "PYTHONPATH": "/elsewhere"}
+    assert interpreter.gc_environment(environ) == {"PYPY_GC_NURSERY": "8M", "PYPY_GC_MAJOR_COLLECT": "1.4"}
+    assert interpreter.gc_environment({}) == {"PYPY_GC_NURSERY": "4M"}
+
+
 @pytest.mark.skipif(PYPY is None, reason="PYPY SKIPPED: no pypy3 on PATH (apt-get install pypy3)")
 def test_pypy_runs_the_venvs_exabgp_package_and_sees_nothing_else(tmp_path: Path) -> None:
     command, reason = run("auto", tmp_path)
@@ -59,7 +74,7 @@ def test_pypy_runs_the_venvs_exabgp_package_and_sees_nothing_else(tmp_path: Path
     env = dict(command.env)
     path_dir = Path(env["PYTHONPATH"])
     assert os.listdir(path_dir) == ["exabgp"] and (path_dir / "exabgp").resolve() == package
-    assert env["PYPY_GC_NURSERY"] == "16M"
+    assert env["PYPY_GC_NURSERY"] == "4M"
     assert env["PYTHONPYCACHEPREFIX"] == str(tmp_path / "run" / "pypy-pycache")  # not the (read-only) venv
     out = subprocess.run([*command.argv, "version"], env={**os.environ, **env}, capture_output=True,
                          text=True, check=True, timeout=60).stdout
