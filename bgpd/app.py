@@ -175,10 +175,14 @@ async def _drive(reconciler: Reconciler, inbox: Inbox, clock: Clock, notify: Sys
     while True:
         deadline = reconciler.next_deadline()
         timeout = None if deadline is None else max(0.0, deadline - clock.monotonic())
-        try:
-            item = await asyncio.wait_for(inbox.get(), timeout)
-        except TimeoutError:
-            item = None
+        try:  # no timer per input while inputs are queued (a burst of events)
+            item = inbox.get_nowait()
+            await asyncio.sleep(0)  # but the readers (ExaBGP's channel above all) still run between
+        except asyncio.QueueEmpty:
+            try:
+                item = await asyncio.wait_for(inbox.get(), timeout)
+            except TimeoutError:
+                item = None
         started = time.perf_counter()
         if isinstance(item, Snapshot):
             await reconciler.on_snapshot(item)

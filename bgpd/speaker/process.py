@@ -34,6 +34,7 @@ import structlog
 
 from bgpd.desired import DesiredNode
 from bgpd.speaker import bridge
+from bgpd.speaker.coalesce import coalesce
 from bgpd.speaker.codec import (
     Ack,
     CodecError,
@@ -467,28 +468,31 @@ class ExaBGPSpeaker:
             while self._raw:
                 pending += self._raw.popleft()
                 *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    await self._dispatch(line.decode(errors="replace"))
+                # one event for a run of small UPDATEs of one session (bgpd.speaker.coalesce)
+                for event in coalesce(event for line in lines for event in self._decoded(line)):
+                    await self._dispatch(event)
                 await asyncio.sleep(0)  # let the reader run between chunks
 
-    async def _dispatch(self, line: str) -> None:
+    @staticmethod
+    def _decoded(line: bytes) -> list[Event]:
         try:
-            events = decode_line(line)
+            return decode_line(line.decode(errors="replace"))
         except CodecError as exc:
             log.warning("exabgp_line_undecodable", error=str(exc))
+            return []
+
+    async def _dispatch(self, event: Event) -> None:
+        if isinstance(event, Ack):
+            async with self._ack_changed:
+                self._acks += 1
+                self._errors += 0 if event.ok else 1
+                self._ack_changed.notify_all()
             return
-        for event in events:
-            if isinstance(event, Ack):
-                async with self._ack_changed:
-                    self._acks += 1
-                    self._errors += 0 if event.ok else 1
-                    self._ack_changed.notify_all()
-                continue
-            if isinstance(event, PeerState):
-                async with self._state_changed:
-                    (self._up.add if event.state == "up" else self._up.discard)(event.peer_ip)
-                    self._state_changed.notify_all()
-            self._events.put_nowait(event)
+        if isinstance(event, PeerState):
+            async with self._state_changed:
+                (self._up.add if event.state == "up" else self._up.discard)(event.peer_ip)
+                self._state_changed.notify_all()
+        self._events.put_nowait(event)
 
 
 def _exit_status(code: int | None) -> str:
