@@ -150,3 +150,15 @@ def test_environment_is_safe() -> None:
     assert env["exabgp.api.compact"] == "true"  # bare NLRI strings (the codec reads both forms)
     # no log line per route announced or UPDATE received
     assert env["exabgp.log.processes"] == env["exabgp.log.statistics"] == "false"
+
+
+def test_exabgp_reactor_waits_a_few_milliseconds_per_idle_pass() -> None:
+    """ExaBGP reads reactor.speed; its poll timeout (speed / 100 s, truncated to whole milliseconds)
+    is shorter than the default 10 ms, which left it idle while API routes were still queued, but
+    not 0 ms, which would make an idle ExaBGP spin."""
+    env = {"PATH": os.environ.get("PATH", ""), **environment()}
+    shown = subprocess.run([str(EXABGP), "env"], env=env, capture_output=True, text=True, timeout=60,
+                           check=True)
+    found = re.search(r"^speed = (\S+)$", shown.stdout.split("[exabgp.reactor]", 1)[1], re.MULTILINE)
+    assert found is not None, shown.stdout
+    assert 1 <= int(float(found[1]) / 100 * 1000) < 10
