@@ -6,7 +6,8 @@ decodes them; containment is computed on integer spans, not ``ipaddress`` object
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Network, IPv6Network
 from itertools import repeat
 from operator import itemgetter
@@ -92,6 +93,38 @@ def spans(nets: tuple[IPNetwork, ...]) -> tuple[Span, ...]:
 def inside(a: Span, b: Span) -> bool:
     """``a`` equals or lies inside ``b`` (BIRD's ``net ~ N``)."""
     return a[0] == b[0] and b[1] <= a[1] and a[2] <= b[2]
+
+
+def near(prefixes: Sequence[str], nets: tuple[IPNetwork, ...]) -> Sequence[str]:
+    """The prefixes whose address lies in one of ``nets`` (a superset of those inside one: lengths are
+    not compared), for a whole UPDATE at C speed: addresses are parsed by ``map``, and each is looked up
+    among the nets' merged ranges by bisection. When the prefixes mix families or do not parse, all of
+    them are returned, so the exact check that follows still sees every one."""
+    if not prefixes or not nets:
+        return prefixes if nets else ()
+    family = AF_INET6 if ":" in prefixes[0] else AF_INET
+    ranges = _ranges(nets, 6 if family == AF_INET6 else 4)
+    try:
+        addrs = map(int.from_bytes, map(inet_pton, repeat(family), map(_first, map(str.partition, prefixes,
+                                                                                    repeat("/")))))
+        starts, ends = ranges
+        return [p for p, a in zip(prefixes, addrs, strict=True)
+                if (i := bisect_right(starts, a) - 1) >= 0 and a <= ends[i]]
+    except OSError:
+        return prefixes
+
+
+def _ranges(nets: tuple[IPNetwork, ...], version: int) -> tuple[list[int], list[int]]:
+    """The address ranges of ``nets`` of one IP version, merged and sorted: (starts, ends)."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for _, first, last, _ in sorted(net_span(n) for n in nets if n.version == version):
+        if ends and first <= ends[-1] + 1:
+            ends[-1] = max(ends[-1], last)
+        else:
+            starts.append(first)
+            ends.append(last)
+    return starts, ends
 
 
 def covered_by(prefix: str | Span, nets: tuple[IPNetwork, ...]) -> bool:

@@ -22,7 +22,7 @@ from bgpd.rib.decision import select
 from bgpd.rib.export import Path, export_chain, may_advertise, outbound, rewrite
 from bgpd.rib.fib import Announce, FibChange, FibKind, Outbound, RibDiff, Withdraw, fib_grouped
 from bgpd.rib.peer import LocalInfo, PeerInfo, local_attributes
-from bgpd.rib.policy import calico_exported
+from bgpd.rib.policy import calico_exports
 from bgpd.rib.prefix import DEFAULT_ROUTES, covered_by, family_of, none_martian
 
 Installed = tuple[FibKind, tuple[str, ...]]
@@ -670,8 +670,7 @@ class Rib:
                         yield name, prefix, new
                 continue
             if exported is None:
-                policy, attrs = local.export_policy, path[1]
-                exported = [(p, a) for p in prefixes if (a := calico_exported(policy, p, attrs)) is not None]
+                exported = calico_exports(local.export_policy, prefixes, path[1])
             for prefix, out in exported:
                 if family_of(prefix) in target.families:
                     yield name, prefix, self._rewritten(gate, out, path, target, local)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ipaddress import ip_network
+import random
+from ipaddress import ip_address, ip_network
 
 import pytest
 
@@ -10,7 +11,7 @@ from bgpd.desired import DesiredNode, DesiredSession, ExportPolicy
 from bgpd.model.resources import FilterRule
 from bgpd.rib import Announce, FibChange, LocalInfo, PeerInfo, Rib, RibDiff, Withdraw
 from bgpd.rib.fib import FibKind, fib_grouped
-from bgpd.rib.prefix import _MARTIANS, inside, is_martian, net_span, span
+from bgpd.rib.prefix import _MARTIANS, covered_by, inside, is_martian, near, net_span, span
 from tests.unit.test_rib_support import LOCAL_AS, attrs, bgp_filter, exports, local, peer, rib_with
 
 TOR1 = peer("tor1", "10.0.1.1", asn=65001)
@@ -361,3 +362,18 @@ def test_fib_grouped_joins_runs_with_equal_next_hops_and_keeps_order() -> None:
     assert fib_grouped(decisions) == (
         FibChange(("p1", "p2"), a), FibChange(("p3",), b), FibChange(("p4", "p5"), None),
         FibChange(("p6",), (), "blackhole"), FibChange(("p7",), a))
+
+
+def test_near_keeps_every_prefix_inside_the_nets_and_drops_those_whose_address_is_outside() -> None:
+    rng = random.Random(7)
+    nets = (ip_network("10.244.0.0/16"), ip_network("10.244.3.0/26"), ip_network("10.96.0.0/12"),
+            ip_network("192.168.4.0/24"))
+    prefixes = [f"{rng.choice([10, 192])}.{rng.choice([244, 96, 100, 168])}.{rng.randrange(256)}.0/"
+                f"{rng.choice([8, 12, 16, 24, 26, 32])}" for _ in range(2000)]
+    kept = near(prefixes, nets)
+    assert {p for p in prefixes if covered_by(p, nets)} <= set(kept)
+    by_address = [p for p in prefixes
+                  if any(ip_address(p.split("/")[0]) in n for n in nets)]
+    assert kept == by_address
+    assert near(["10.0.0.0/8", "fd00::/64"], nets) == ["10.0.0.0/8", "fd00::/64"]  # mixed: all, unjudged
+    assert near(["fd00:1::/64", "fd00:2::/64"], (ip_network("fd00:1::/48"),)) == ["fd00:1::/64"]
