@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from bgpd.store.url import FileStoreConfig, parse_store_url
 from bgpd.store.yamldir import YamlDirStore
 
 log = structlog.get_logger("bgpd.adapters")
+DRAIN_QUEUED = 30.0  # seconds a drain waits for queued commands to reach ExaBGP before withdrawing all
 
 
 class SystemClock:
@@ -54,6 +56,57 @@ def open_store(settings: Settings) -> StorePort:
     return EtcdStore(config)
 
 
+class Outbox:
+    """Commands for ExaBGP, sent in order by one task while their sender goes on.
+
+    ExaBGP takes at most 50 routes per pass of its reactor, so acknowledging a reflector's UPDATE worth
+    of announcements to ten clients takes it tens of milliseconds. Waiting for that before the next
+    event held the node's own kernel routes back behind its exports (a reflector's FIB filled no
+    faster than its clients'). Order is kept (one queue, one task); past LIMIT unsent commands `put`
+    waits, so a slow ExaBGP bounds what queues here.
+    """
+
+    LIMIT = 20_000
+
+    def __init__(self, send: Callable[[list[str]], Awaitable[object]]) -> None:
+        self._send = send
+        self._queue: asyncio.Queue[list[str]] = asyncio.Queue()
+        self._waiting = 0  # commands queued or being sent
+        self._progress = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def put(self, commands: Sequence[str]) -> None:
+        if not commands:
+            return
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="exabgp-outbox")
+        self._queue.put_nowait(list(commands))
+        self._waiting += len(commands)
+        while self._waiting > self.LIMIT:
+            self._progress.clear()
+            await self._progress.wait()
+
+    async def flush(self) -> None:
+        """Until every command queued so far has been answered (or failed)."""
+        await self._queue.join()
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            try:
+                await self._send(batch)
+            except ConnectionError as exc:  # ExaBGP went away: it restarts, and every session replays
+                log.warning("speaker_send_failed", commands=len(batch), reason=str(exc))
+            finally:
+                self._waiting -= len(batch)
+                self._progress.set()
+                self._queue.task_done()
+
+
 class ExaBGPPort:
     """SpeakerPort over bgpd.speaker.process.ExaBGPSpeaker, started on the first configuration
     (ExaBGP needs a router id and the node's addresses, which the first good snapshot gives)."""
@@ -64,6 +117,7 @@ class ExaBGPPort:
         self._run_dir = Path(settings.run_dir) / "exabgp"
         self._speaker: ExaBGPSpeaker | None = None
         self._started = asyncio.Event()
+        self._outbox = Outbox(self._send_now)
 
     @property
     def pid(self) -> int | None:
@@ -94,7 +148,11 @@ class ExaBGPPort:
         assert self._speaker is not None
         return self._speaker
 
-    async def send(self, commands: Sequence[str]) -> SendResult:
+    async def send(self, commands: Sequence[str]) -> None:
+        """Queue ``commands`` for ExaBGP (see Outbox); failures are logged there."""
+        await self._outbox.put(commands)
+
+    async def _send_now(self, commands: list[str]) -> SendResult:
         return await (await self._running()).send(commands)
 
     async def events(self) -> AsyncIterator[Event]:
@@ -103,11 +161,15 @@ class ExaBGPPort:
 
     async def stop(self) -> None:
         """SIGTERM to ExaBGP: sessions close without a NOTIFICATION, GR peers keep our routes."""
+        self._outbox.close()  # what is still queued does not matter: the peers keep our routes
         if self._speaker is not None:
             await self._speaker.stop(graceful=True)
 
     async def drain(self) -> None:
         """Withdraw every route from every peer, close the sessions and stop ExaBGP (no GR)."""
+        with contextlib.suppress(TimeoutError):  # queued announcements first, or they would follow
+            await asyncio.wait_for(self._outbox.flush(), DRAIN_QUEUED)
+        self._outbox.close()
         if self._speaker is not None:
             await self._speaker.drain()
 

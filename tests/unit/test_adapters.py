@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bgpd.adapters import KernelFibPort
+from bgpd.adapters import KernelFibPort, Outbox
 from bgpd.kernel.codec import FibChange as KernelChange
 from bgpd.kernel.codec import Route
 from bgpd.kernel.fib import ApplyResult
@@ -136,3 +136,33 @@ def test_dump_adopts_unicast_routes_ours_first_and_says_what_it_left(
     fake.found = found
     assert asyncio.run(fib_port.dump()) == adopted
     assert fib_port.leftovers is leftovers
+
+
+def test_outbox_sends_in_order_without_holding_the_sender_and_bounds_its_backlog(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Outbox, "LIMIT", 3)
+
+    async def main() -> None:
+        sent: list[list[str]] = []
+        release = asyncio.Event()
+
+        async def send(batch: list[str]) -> None:
+            await release.wait()  # ExaBGP still busy with the previous commands
+            if batch == ["fail"]:
+                raise ConnectionError("ExaBGP went away")
+            sent.append(batch)
+
+        outbox = Outbox(send)
+        await outbox.put(["a1", "a2"])  # returns at once: nothing acknowledged yet
+        await outbox.put(["fail"])
+        await outbox.put([])
+        blocked = asyncio.ensure_future(outbox.put(["b1"]))  # 4 > LIMIT unsent: waits
+        await asyncio.sleep(0.05)
+        assert sent == [] and not blocked.done()
+        release.set()
+        await asyncio.wait_for(blocked, 5)
+        await asyncio.wait_for(outbox.flush(), 5)
+        assert sent == [["a1", "a2"], ["b1"]]  # in order; a failed batch is logged and skipped
+        outbox.close()
+
+    asyncio.run(main())
