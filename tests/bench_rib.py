@@ -2,6 +2,9 @@
 
 Usage: .venv/bin/python tests/bench_rib.py [N ...]   (default: 100000 1000000)
 
+Then the converge bench's case (section "converge path"): one ToR, UPDATEs of 1,000 prefixes sharing
+one attribute set, with 0 and 10 established mesh peers, and packing the kernel's netlink messages.
+
 Prefixes arrive as ExaBGP delivers them: UPDATEs of 100 NLRI sharing one attribute object, with
 1,000 distinct attribute sets in all. A second, iBGP session is established so every route also goes
 through the export decision (a Calico node with a ToR and a mesh peer). Reports CPU µs per prefix
@@ -21,6 +24,7 @@ from ipaddress import ip_network
 
 from bgpd.bgp import PathAttributes
 from bgpd.desired import ExportPolicy
+from bgpd.kernel.codec import RouteCodec
 from bgpd.rib import LocalInfo, PeerInfo, Rib, fib_size
 
 BATCH = 100
@@ -107,11 +111,49 @@ def run(n: int, trace: bool) -> None:
           f" EoR sweep {t_eor / rest * us:5.2f} µs/prefix; withdraw {t_withdraw / half * us:5.2f} µs/prefix")
 
 
+def converge_path(n: int, mesh_peers: int) -> None:
+    """The converge bench's case (one ToR, UPDATEs of 1,000 prefixes with one attribute set) on a node
+    with ``mesh_peers`` established iBGP mesh peers, plus packing the kernel's netlink messages."""
+    local = LocalInfo(as_number=64512, router_id="10.0.0.1",
+                      export_policy=ExportPolicy(pools=(ip_network("10.244.0.0/16"),)))
+    rib = Rib(local)
+    rib.peer_up(PeerInfo("tor", "10.0.1.1", 65001, 64512, ibgp=False, router_id="10.0.1.1",
+                         max_prefixes=None, local_address="10.0.0.1"))
+    for m in range(mesh_peers):
+        rib.peer_up(PeerInfo(f"Mesh_10_0_2_{m + 1}", f"10.0.2.{m + 1}", 64512, 64512, ibgp=True,
+                             router_id=f"10.0.2.{m + 1}"))
+    attrs = PathAttributes("10.0.1.1", as_path=(65001,))
+    updates = [tuple(u) for u in (prefixes(n)[s:s + 1000] for s in range(0, n, 1000))]
+    codec = RouteCodec()
+    t0 = time.process_time()
+    diffs = [rib.update("tor", u, attrs) for u in updates]
+    t_rib = time.process_time() - t0
+    t0 = time.process_time()
+    for d in diffs:
+        codec.encode(d.fib, 1)
+    t_pack = time.process_time() - t0
+    t0 = time.process_time()
+    for u in updates[: len(updates) // 2]:
+        rib.withdraw("tor", u)
+    t_withdraw = time.process_time() - t0
+    t0 = time.process_time()
+    rib.peer_down("tor", 0.0, graceful=False)
+    t_down = time.process_time() - t0
+    us, half = 1e6, len(updates) // 2 * 1000
+    print(f"N={n:>9,}  {mesh_peers:2} mesh peers: RIB update {t_rib / n * us:5.2f},"
+          f" pack {t_pack / n * us:5.2f},"
+          f" withdraw {t_withdraw / half * us:5.2f}, session loss {t_down / (n - half) * us:5.2f} µs/prefix")
+
+
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [100_000, 1_000_000]
     print(f"python {sys.version.split()[0]}, {BATCH} prefixes per UPDATE, {DISTINCT_ATTRS} attribute sets")
     for n in sizes:
         run(n, trace=n <= 100_000)
+    print("converge path: one ToR, 1,000 prefixes per UPDATE, one attribute set")
+    for n in sizes:
+        for mesh_peers in (0, 10):
+            converge_path(n, mesh_peers)
 
 
 if __name__ == "__main__":
