@@ -34,7 +34,8 @@ class SpeakerPort(Protocol):
         ...
 
     async def send(self, commands: Sequence[str]) -> object:
-        """API commands (bgpd.speaker.codec); ConnectionError when the speaker went away meanwhile."""
+        """API commands (bgpd.speaker.codec), sent in order. May return before ExaBGP has them: a
+        failure (ExaBGP went away, it restarts and every session replays) is the adapter's to log."""
         ...
 
 

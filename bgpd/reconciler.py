@@ -343,7 +343,7 @@ class Reconciler:
             await self._emit(diff)
             if replayed:
                 await self._emit(RibDiff(out=tuple(Withdraw(name, p) for p in replayed)))
-            await self._send([codec.end_of_rib(s.desired.peer_ip, s.family)])
+            await self.speaker.send([codec.end_of_rib(s.desired.peer_ip, s.family)])
         elif was_up and state != ESTABLISHED:
             # A NOTIFICATION (e.g. a Cease on shutdown) ends the session for good: routes are kept
             # only when it dropped without one (RFC 4724 §4.2).
@@ -465,16 +465,10 @@ class Reconciler:
             else:
                 adj_out.discard(item.prefix)
         if out:
-            await self._send(encode_outbound(out, self._ip_of))
+            await self.speaker.send(encode_outbound(out, self._ip_of))
 
     def _ip_of(self, session: str) -> str:
         return self.sessions[session].desired.peer_ip
-
-    async def _send(self, commands: list[str]) -> None:
-        try:
-            await self.speaker.send(commands)
-        except ConnectionError as exc:  # ExaBGP went away: it restarts, and every session replays
-            log.warning("speaker_send_failed", commands=len(commands), reason=str(exc))
 
     def counts(self) -> tuple[int, int, int]:
         """(sessions established, sessions configured, routes installed), cheap enough for every input."""
