@@ -239,12 +239,8 @@ class KernelFibPort:
 
     async def dump(self) -> dict[str, tuple[str, ...]]:
         routes = await asyncio.get_running_loop().run_in_executor(self._pool, self._fib.routes)
-        # Blackholes are not adopted: the RIB re-derives them from the node's own blocks. A prefix
-        # held under two metrics is adopted once, with ours.
-        adopted: dict[str, tuple[str, ...]] = {}
-        for route in routes:
-            if route.kind == "unicast" and (route.prefix not in adopted or route.metric == self._fib.metric):
-                adopted[route.prefix] = route.nexthops
+        # Blackholes are not adopted: the RIB re-derives them from the node's own blocks.
+        adopted = {p: r.nexthops for p, r in self._fib.by_prefix(routes).items() if r.kind == "unicast"}
         self.leftovers = len(adopted) < len(routes)
         return adopted
 

@@ -1,8 +1,8 @@
 """KernelFib: the one place that changes kernel routes (I/O; encoding lives in codec.py).
 
-Install path: changes are packed from templates (codec.RouteCodec) into chunks of about CHUNK
-messages, each chunk goes to the kernel in one sendto() without NLM_F_ACK, and after each chunk the socket is
-drained without blocking. The kernel processes a netlink sendto() synchronously in the sender's
+Install path: changes are packed from templates (codec.RouteCodec) into chunks of up to CHUNK
+messages, each chunk goes to the kernel in one sendto() without NLM_F_ACK, and after each chunk the
+socket is drained without blocking. The kernel processes a netlink sendto() synchronously in the sender's
 context, so when sendto() returns every error of that chunk is already queued: draining per chunk
 bounds what waits in the receive buffer, and nothing ever blocks on a per-route reply. If the
 kernel still had to drop error replies (ENOBUFS), ApplyResult.overrun says so and the caller
@@ -190,8 +190,12 @@ class KernelFib:
     # ------------------------------------------------------------------ reads
     def dump(self) -> dict[str, Route]:
         """Our routes (our protocol, our table), by prefix; adoption reads this on start."""
+        return self.by_prefix(self.routes())
+
+    def by_prefix(self, routes: list[Route]) -> dict[str, Route]:
+        """``routes`` by prefix; of a prefix held under two metrics, the one with ours."""
         out: dict[str, Route] = {}
-        for route in self.routes():
+        for route in routes:
             if route.prefix not in out or route.metric == self.metric:
                 out[route.prefix] = route
         return out

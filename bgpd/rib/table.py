@@ -251,9 +251,7 @@ class Rib:
         prefixes): one kernel delete for all, and withdrawals where the route had been sent;
         per-attributes work once, as in `_learn`."""
         source = adj.info
-        gone = tuple(held)
-        if self._local.kernel_reject or not DEFAULT_ROUTES.isdisjoint(gone):
-            gone = tuple(prefix for prefix in gone if self._installable(prefix))
+        gone = tuple(self._installable_of(tuple(held)))
         out: list[Outbound] = []
         targets = [(n, t) for n in new_targets if (t := old_targets.get(n)) is not None]
         for attrs, run in groupby(held.items() if targets else (), _attrs_of):
@@ -273,12 +271,11 @@ class Rib:
         adj.routes.update(dict.fromkeys(batch, attrs))
         local, source = self._local, adj.info
         groups = self._imported_groups(adj, batch, attrs, imported)
-        check_install = bool(local.kernel_reject) or not DEFAULT_ROUTES.isdisjoint(batch)
         targets = list(self._targets().items())
         fib: list[FibChange] = []
         out: list[Outbound] = []
         for result, prefixes in groups:
-            installed = [p for p in prefixes if self._installable(p)] if check_install else prefixes
+            installed = self._installable_of(prefixes)
             if installed:
                 fib.append(FibChange(tuple(installed), self._unicast(result.next_hop)[1]))
                 self._installed += len(installed)
@@ -519,6 +516,13 @@ class Rib:
             adopted = self._adopted.get(prefix) if self._adopted else None
             return None, (None if adopted is None else ("unicast", adopted))
         return (adj.info, attrs), (self._unicast(attrs.next_hop) if self._installable(prefix) else None)
+
+    def _installable_of(self, prefixes: Sequence[str]) -> Sequence[str]:
+        """The prefixes that may be installed: all, without a check each, unless the node rejects
+        some CIDRs or one of them is a default route."""
+        if not self._local.kernel_reject and DEFAULT_ROUTES.isdisjoint(prefixes):
+            return prefixes
+        return [prefix for prefix in prefixes if self._installable(prefix)]
 
     def _installable(self, prefix: str) -> bool:
         if prefix in DEFAULT_ROUTES:

@@ -11,7 +11,7 @@ import pytest
 from bgpd.adapters import KernelFibPort, Outbox
 from bgpd.kernel.codec import FibChange as KernelChange
 from bgpd.kernel.codec import Route
-from bgpd.kernel.fib import ApplyResult
+from bgpd.kernel.fib import ApplyResult, KernelFib
 from bgpd.rib import FibChange
 
 
@@ -34,6 +34,7 @@ class FakeFib:
 
     metric = 44
     found: list[Route] = []  # what the "kernel" holds of ours
+    by_prefix = KernelFib.by_prefix  # pure: the real one
 
     def routes(self) -> list[Route]:
         self.calls.append("dump")
