@@ -26,7 +26,10 @@ from bgpd.store.writer import BY_KIND, Body, NotFound, Writer
 
 log = structlog.get_logger("bgpd.nodestatus")
 RETRY = 5.0  # seconds before retrying a failed write when the period is longer (or 0)
-SETTLE = 5.0  # at most this long, a status waits for the reconciler to apply the snapshot that asked for it
+# At most this long, a status waits for the reconciler to handle the snapshot that asked for it: only a
+# safety net, since a rejected snapshot ends the wait too. The first snapshot starts ExaBGP (a PyPy probe
+# and ExaBGP's own start), which took 5 s and more on a loaded 2-core machine.
+SETTLE = 60.0
 INFO = BY_KIND["CalicoNodeStatus"]
 
 
@@ -42,10 +45,10 @@ class NodeStatusReporter:
 
     def __init__(self, node: str, writer: Writer, clock: Clock, version: str, *,
                  report: Callable[[], StatusReport], routes: Callable[[], list[RouteView]],
-                 reconfigured: Callable[[], float | None], applied: Callable[[], str]) -> None:
+                 reconfigured: Callable[[], float | None], handled: Callable[[], str]) -> None:
         self.node, self.writer, self.clock, self.version = node, writer, clock, version
         self._report, self._routes, self._reconfigured = report, routes, reconfigured
-        self._applied = applied  # the revision the reconciler runs
+        self._handled = handled  # the revision the reconciler last applied or rejected
         self._seen = ""  # the revision of the last snapshot observed
         self.reporters: dict[str, _Reporter] = {}
         self._wake = asyncio.Event()
@@ -88,10 +91,10 @@ class NodeStatusReporter:
 
     async def _settle(self) -> None:
         """The snapshot passes this tap before the reconciler applies it: a status built at once would
-        describe the previous configuration (at start, none). Wait (bounded: a rejected snapshot is
-        never applied) until the reconciler runs the revision last seen."""
+        describe the previous configuration (at start, none). Wait until the reconciler has handled
+        the revision last seen: applied it, or rejected it (then what runs is what the status says)."""
         deadline = self.clock.monotonic() + SETTLE
-        while self._applied() != self._seen and self.clock.monotonic() < deadline:
+        while self._handled() != self._seen and self.clock.monotonic() < deadline:
             await asyncio.sleep(0.05)
 
     async def _report_one(self, name: str, reporter: _Reporter) -> None:
@@ -132,4 +135,4 @@ def for_reconciler(node: str, writer: Writer, clock: Clock, version: str,
 
     return NodeStatusReporter(node, writer, clock, version, report=reconciler.status, routes=routes,
                               reconfigured=lambda: reconciler.reconfigured,
-                              applied=lambda: reconciler.revision)
+                              handled=lambda: reconciler.handled)

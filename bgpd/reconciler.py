@@ -135,6 +135,7 @@ class Reconciler:
     sessions: dict[str, _Session] = field(default_factory=dict)
     rib: Rib = field(default_factory=lambda: Rib(LocalInfo(as_number=0)))
     revision: str = ""
+    handled: str = ""  # the revision of the last snapshot applied or rejected
     stale_errors: tuple[str, ...] = ()
     stale: bool = False
     exabgp_restarts: int = 0
@@ -186,6 +187,7 @@ class Reconciler:
         self.current = desired
         self._by_ip = {s.peer_ip: s.name for s in desired.sessions}
         self.revision, self.stale, self.stale_errors = snapshot.revision, False, ()
+        self.handled = snapshot.revision
         _log_route_changes(steps, snapshot.revision)
         await self._emit(diff)
         await self._maybe_sweep()
@@ -204,7 +206,7 @@ class Reconciler:
         return desired, []
 
     def _reject(self, revision: str, errors: list[str]) -> None:
-        self.stale, self.stale_errors = True, tuple(errors)
+        self.stale, self.stale_errors, self.handled = True, tuple(errors), revision
         log.warning("config_rejected", revision=revision, errors=errors)
 
     def _apply_to_rib(self, steps: Plan, desired: DesiredNode) -> RibDiff:

@@ -159,7 +159,7 @@ def reporter(writer: FakeWriter, reports: list[StatusReport]) -> Any:
 
     fake: Any = writer  # the writer protocol's other verbs are not used
     return NodeStatusReporter("node-1", fake, Clock(), "v", report=lambda: reports[-1], routes=list,
-                              reconfigured=lambda: None, applied=lambda: "7")
+                              reconfigured=lambda: None, handled=lambda: "7")
 
 
 def cns(name: str, node: str, period: int = 10) -> Any:
@@ -212,3 +212,26 @@ def test_reporter_period_zero_writes_once_and_a_spec_change_reports_again() -> N
     assert r.reporters["mine"].due == 100.0
     r.observe(Snapshot(node_statuses={}, revision="10"))
     assert r.reporters == {}
+
+
+def test_reporter_waits_until_the_reconciler_has_handled_the_snapshot_it_saw() -> None:
+    """Applied or rejected: either ends the wait, however long ExaBGP's first start takes."""
+    import asyncio  # noqa: PLC0415
+
+    from bgpd.model.snapshot import Snapshot  # noqa: PLC0415
+    from bgpd.nodestatus_task import NodeStatusReporter  # noqa: PLC0415
+
+    handled = ["7"]
+    fake: Any = FakeWriter({})
+    r = NodeStatusReporter("node-1", fake, Clock(), "v", report=report, routes=list,
+                           reconfigured=lambda: None, handled=lambda: handled[0])
+
+    async def main() -> None:
+        r.observe(Snapshot(node_statuses={"mine": cns("mine", "node-1")}, revision="8"))
+        settling = asyncio.ensure_future(r._settle())
+        await asyncio.sleep(0.2)  # the (fake) clock stands still: only the reconciler can end it
+        assert not settling.done()
+        handled[0] = "8"  # e.g. rejected: what runs is still revision 7's, and the status says so
+        await asyncio.wait_for(settling, 5)
+
+    asyncio.run(main())

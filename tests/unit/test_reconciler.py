@@ -288,11 +288,12 @@ def test_bad_snapshot_changes_nothing_and_marks_status_stale() -> None:
     w.apply("bad", None, error)
     assert w.speaker.calls == [] and w.fib.calls == 0
     status = w.r.status()
-    assert (status.stale, status.revision) == (True, "a")
+    assert (status.stale, status.revision, w.r.handled) == (True, "a", "bad")  # handled, not applied
     assert status.errors == ("peers.yaml:2 BGPPeer/tor spec.asNumber: not an AS number; got 'x'",)
     assert w.info() == {M2: ("up", "Established"), M3: ("up", "Established")}
     w.apply("good", A)
     assert (w.r.status().stale, w.r.status().errors, w.r.status().revision) == (False, (), "good")
+    assert w.r.handled == "good"
 
 
 def test_resolver_errors_crashes_and_speaker_refusals_are_stale_too() -> None:
