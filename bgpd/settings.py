@@ -43,6 +43,7 @@ class Settings:
     run_dir: str = ""  # load() makes "" the control socket's directory
     exabgp: str = ""
     exabgp_interpreter: ExaBGPInterpreter = "auto"
+    exabgp_fast_updates: bool = True  # bgpd.speaker.fastupdate in the ExaBGP bgpd imports
     kernel_table: int = 254
     route_protocol: int = DEFAULT_ROUTE_PROTOCOL
     log_format: LogFormat = "auto"
@@ -75,6 +76,10 @@ def _positive_number(v: Any) -> str | None:
     return None if ok else "must be a positive number of seconds"
 
 
+def _bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "must be true or false"
+
+
 def _one_of(*choices: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
 
@@ -104,7 +109,7 @@ _NULLABLE = {"node", "run_dir", "exabgp", "etcd_ca_cert_file", "etcd_cert_file",
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "node": _str, "store": _store, "etcd_ca_cert_file": _str, "etcd_cert_file": _str,
     "etcd_key_file": _str, "control_socket": _str, "run_dir": _str, "exabgp": _str,
-    "exabgp_interpreter": _one_of("auto", "cpython", "pypy"),
+    "exabgp_interpreter": _one_of("auto", "cpython", "pypy"), "exabgp_fast_updates": _bool,
     "kernel_table": _int_range(1, 2**32 - 1), "route_protocol": _protocol,
     "log_format": _one_of("auto", "json", "console"),
     "log_level": _one_of("debug", "info", "warning", "error"),

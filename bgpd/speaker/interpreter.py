@@ -10,6 +10,10 @@ package bgpd's own interpreter imports (ExaBGP has no dependencies; the venv's o
 CPython 3.11 builds PyPy must never see). So nothing is installed for PyPy: `apt-get install pypy3`
 is all, and without it `auto` runs CPython.
 
+The fast UPDATE path (bgpd.speaker.fastupdate, on unless `exabgp_fast_updates` is false) is loaded into
+the child before ExaBGP's main, from a link beside the `exabgp` one; so it runs in the package bgpd
+imports, under either interpreter. An `exabgp` the operator set explicitly runs as it is.
+
 Memory: see PYPY_GC below. An operator can still tune PyPy's GC: any PYPY_GC_* variable in bgpd's own
 environment reaches the child and overrides the default.
 """
@@ -20,6 +24,7 @@ import asyncio
 import importlib.util
 import os
 import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -41,21 +46,26 @@ INTERPRETERS: tuple[Interpreter, ...] = ("auto", "cpython", "pypy")
 PYPY_GC: dict[str, str] = {"PYPY_GC_NURSERY": "4M"}
 PROBE_TIMEOUT = 30.0
 # ExaBGP's console script, as `-c`: the package is found through PYTHONPATH, not a script path.
-_MAIN = "import sys; sys.argv[0] = 'exabgp'; from exabgp.application.main import main; sys.exit(main())"
+_MAIN = "import sys; sys.argv[0] = 'exabgp'; {}from exabgp.application.main import main; sys.exit(main())"
+FAST_UPDATE_MODULE = "bgpd_fastupdate"  # bgpd/speaker/fastupdate.py, as the path directory links it
+_FAST = f"import {FAST_UPDATE_MODULE}; {FAST_UPDATE_MODULE}.main(); "
 # What `server` needs beyond the entry point: a PyPy that can import these runs ExaBGP.
-_PROBE = ("import exabgp.reactor.loop, exabgp.configuration.configuration, exabgp.version; "
-          "print(exabgp.version.version)")
+_PROBE = ("import exabgp.reactor.loop, exabgp.configuration.configuration, exabgp.version, "
+          f"{FAST_UPDATE_MODULE}; print(exabgp.version.version)")
 
 
 def cpython(exabgp: str) -> ExaBGPCommand:
     return ExaBGPCommand((exabgp,))
 
 
-def pypy(pypy3: str, path_dir: str, pycache: str) -> ExaBGPCommand:
-    """``pycache``: where PyPy keeps its bytecode of ExaBGP (a venv under ProtectSystem=strict is
+def package(python: str, path_dir: str, pycache: str, *, fast: bool, pypy: bool) -> ExaBGPCommand:
+    """``python`` running the package linked in ``path_dir``, with the fast UPDATE path when ``fast``.
+    ``pycache``: where the child keeps its bytecode of ExaBGP (a venv under ProtectSystem=strict is
     read-only, and compiling ExaBGP costs PyPy ~0.6 s at every start, probe and validation)."""
-    env = (("PYTHONPATH", path_dir), ("PYTHONPYCACHEPREFIX", pycache), *gc_environment().items())
-    return ExaBGPCommand((pypy3, "-c", _MAIN), env, "pypy")
+    gc = gc_environment() if pypy else {}
+    env = (("PYTHONPATH", path_dir), ("PYTHONPYCACHEPREFIX", pycache), *gc.items())
+    return ExaBGPCommand((python, "-c", _MAIN.format(_FAST if fast else "")), env,
+                         "pypy" if pypy else "cpython")
 
 
 def gc_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -75,37 +85,45 @@ def find_pypy() -> str | None:
 
 
 async def choose(choice: Interpreter, exabgp: str, run_dir: Path, *, exabgp_is_default: bool,
-                 pypy3: str | None = None) -> tuple[ExaBGPCommand, str]:
+                 fast_updates: bool = True, pypy3: str | None = None) -> tuple[ExaBGPCommand, str]:
     """The command for ``choice`` and why. `auto` and `pypy` fall back to CPython (with the reason)
-    when PyPy cannot run the package; `auto` also keeps an ``exabgp`` the operator set explicitly."""
+    when PyPy cannot run the package; an ``exabgp`` the operator set explicitly runs as it is."""
+    found = exabgp_package()
+    if not exabgp_is_default:
+        return cpython(exabgp), f"exabgp is set to {exabgp} (PyPy and the fast UPDATE path run only " \
+                                "the package bgpd imports)"
+    if found is None:
+        return cpython(exabgp), "bgpd's interpreter has no exabgp package to run"
+    path_dir, pycache = str(_path_dir(run_dir, found)), str(run_dir / "pycache")
+    fallback = package(sys.executable, path_dir, pycache, fast=fast_updates, pypy=False)
     if choice == "cpython":
-        return cpython(exabgp), "exabgp_interpreter is cpython"
-    if choice == "auto" and not exabgp_is_default:
-        return cpython(exabgp), f"exabgp is set to {exabgp} (PyPy runs only the package bgpd imports)"
+        return fallback, "exabgp_interpreter is cpython"
     pypy3 = pypy3 or find_pypy()
-    package = exabgp_package()
     if pypy3 is None:
-        return cpython(exabgp), "no pypy3 on PATH (apt-get install pypy3 makes ExaBGP ~4x faster)"
-    if package is None:
-        return cpython(exabgp), "bgpd's interpreter has no exabgp package for PyPy to import"
-    command = pypy(pypy3, str(_path_dir(run_dir, package)), str(run_dir / "pypy-pycache"))
+        return fallback, "no pypy3 on PATH (apt-get install pypy3 makes ExaBGP ~4x faster)"
+    command = package(pypy3, path_dir, pycache, fast=fast_updates, pypy=True)
     problem = await _probe(command)
     if problem is not None:
-        return cpython(exabgp), f"{pypy3} cannot run ExaBGP: {problem}"
-    return command, f"{pypy3} runs ExaBGP from {package}"
+        return fallback, f"{pypy3} cannot run ExaBGP: {problem}"
+    return command, f"{pypy3} runs ExaBGP from {found}"
 
 
-def _path_dir(run_dir: Path, package: Path) -> Path:
-    """A directory holding only a link named `exabgp` to ``package`` (replaced if it points elsewhere)."""
-    path_dir = run_dir / "pypy-path"
+def _path_dir(run_dir: Path, exabgp: Path) -> Path:
+    """A directory holding only a link named `exabgp` to the ``exabgp`` package and one to the fast
+    UPDATE module (each replaced if it points elsewhere)."""
+    path_dir = run_dir / "exabgp-path"
     path_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    link = path_dir / "exabgp"
-    if not link.is_symlink() or os.readlink(link) != str(package):
-        tmp = path_dir / ".exabgp.tmp"
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(package, target_is_directory=True)
-        os.replace(tmp, link)
+    _link(path_dir / "exabgp", exabgp)
+    _link(path_dir / f"{FAST_UPDATE_MODULE}.py", Path(__file__).with_name("fastupdate.py"))
     return path_dir
+
+
+def _link(link: Path, target: Path) -> None:
+    if not link.is_symlink() or os.readlink(link) != str(target):
+        tmp = link.with_name(f".{link.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target)
+        os.replace(tmp, link)
 
 
 async def _probe(command: ExaBGPCommand) -> str | None:

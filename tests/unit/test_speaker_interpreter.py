@@ -6,11 +6,12 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from bgpd.speaker import interpreter
+from bgpd.speaker import fastupdate, interpreter
 from bgpd.speaker.config import ExaBGPCommand
 from bgpd.speaker.interpreter import Interpreter, choose, exabgp_package
 
@@ -23,14 +24,27 @@ def run(choice: Interpreter, tmp_path: Path, *, default: bool = True, pypy3: str
     return asyncio.run(choose(choice, "/opt/exabgp", run_dir, exabgp_is_default=default, pypy3=pypy3))
 
 
-def test_cpython_runs_the_configured_exabgp_as_it_is(tmp_path: Path) -> None:
+def test_cpython_runs_the_package_bgpd_imports_with_the_fast_update_path(tmp_path: Path) -> None:
     command, reason = run("cpython", tmp_path)
-    assert command == ExaBGPCommand(("/opt/exabgp",)) and "cpython" in reason
+    assert command.argv[0] == sys.executable and command.interpreter == "cpython" and "cpython" in reason
+    assert "bgpd_fastupdate.main()" in command.argv[2]
+    path_dir = Path(dict(command.env)["PYTHONPATH"])
+    assert (path_dir / "bgpd_fastupdate.py").resolve() == Path(fastupdate.__file__).resolve()
+    out = subprocess.run([*command.argv, "version"], env={**os.environ, **dict(command.env)},
+                         capture_output=True, text=True, check=True, timeout=60)
+    assert "ExaBGP : 5." in out.stdout and "fast UPDATE path off" not in out.stderr
 
 
-def test_auto_keeps_an_explicitly_configured_exabgp(tmp_path: Path) -> None:
-    command, reason = run("auto", tmp_path, default=False, pypy3="/usr/bin/false")
-    assert command.argv == ("/opt/exabgp",) and "exabgp is set to /opt/exabgp" in reason
+def test_fast_updates_false_runs_exabgp_unchanged(tmp_path: Path) -> None:
+    command, _ = asyncio.run(choose("cpython", "/opt/exabgp", tmp_path, exabgp_is_default=True,
+                                    fast_updates=False))
+    assert "fastupdate" not in command.argv[2]
+
+
+@pytest.mark.parametrize("choice", ["auto", "cpython", "pypy"])
+def test_an_explicitly_configured_exabgp_runs_as_it_is(choice: Interpreter, tmp_path: Path) -> None:
+    command, reason = run(choice, tmp_path, default=False, pypy3="/usr/bin/false")
+    assert command == ExaBGPCommand(("/opt/exabgp",)) and "exabgp is set to /opt/exabgp" in reason
 
 
 @pytest.mark.parametrize("choice", ["auto", "pypy"])
@@ -38,7 +52,7 @@ def test_no_pypy_falls_back_to_cpython(choice: Interpreter, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(interpreter, "find_pypy", lambda: None)
     command, reason = run(choice, tmp_path)
-    assert command.argv == ("/opt/exabgp",) and command.interpreter == "cpython"
+    assert command.argv[0] == sys.executable and command.interpreter == "cpython"
     assert reason.startswith("no pypy3 on PATH")
 
 
@@ -55,7 +69,7 @@ def test_pypy_child_gets_a_small_gc_nursery(monkeypatch: pytest.MonkeyPatch) -> 
     """4 MB: PyPy would otherwise size it from the cache (~150 MB here) and ExaBGP's peak RSS doubles."""
     for name in [name for name in os.environ if name.startswith("PYPY_GC_")]:
         monkeypatch.delenv(name)
-    env = dict(interpreter.pypy("/usr/bin/pypy3", "/run/pypy-path", "/run/pycache").env)
+    env = dict(interpreter.package("/usr/bin/pypy3", "/run/path", "/run/pycache", fast=True, pypy=True).env)
     gc = {name: value for name, value in env.items() if name.startswith("PYPY_GC_")}
     assert gc == {"PYPY_GC_NURSERY": "4M"}
 
@@ -73,11 +87,12 @@ def test_pypy_runs_the_venvs_exabgp_package_and_sees_nothing_else(tmp_path: Path
     assert command.interpreter == "pypy" and str(package) in reason
     env = dict(command.env)
     path_dir = Path(env["PYTHONPATH"])
-    assert os.listdir(path_dir) == ["exabgp"] and (path_dir / "exabgp").resolve() == package
+    assert sorted(os.listdir(path_dir)) == ["bgpd_fastupdate.py", "exabgp"]
+    assert (path_dir / "exabgp").resolve() == package
     assert env["PYPY_GC_NURSERY"] == "4M"
-    assert env["PYTHONPYCACHEPREFIX"] == str(tmp_path / "run" / "pypy-pycache")  # not the (read-only) venv
+    assert env["PYTHONPYCACHEPREFIX"] == str(tmp_path / "run" / "pycache")  # not the (read-only) venv
     out = subprocess.run([*command.argv, "version"], env={**os.environ, **env}, capture_output=True,
-                         text=True, check=True, timeout=60).stdout
-    assert "ExaBGP : 5." in out and "PyPy" in out
+                         text=True, check=True, timeout=60)
+    assert "ExaBGP : 5." in out.stdout and "PyPy" in out.stdout and "fast UPDATE path off" not in out.stderr
     # a second start reuses the link
     assert run("pypy", tmp_path)[0] == command

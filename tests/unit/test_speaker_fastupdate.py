@@ -1,0 +1,163 @@
+"""The fast UPDATE path writes the JSON line ExaBGP writes, byte for byte, and leaves the rest to ExaBGP.
+
+Both paths run side by side in this process: `fastupdate.patches` builds the replacements without
+installing them, so ExaBGP's own functions stay in place for every other test.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import exabgp.version
+import pytest
+from exabgp.bgp.message.direction import Direction
+from exabgp.bgp.message.notification import Notify
+from exabgp.bgp.message.open.capability.negotiated import Negotiated
+from exabgp.bgp.message.update import EOR, Update
+from exabgp.bgp.neighbor import Neighbor
+from exabgp.logger import log
+from exabgp.protocol.family import AFI, SAFI
+from exabgp.reactor.api.response.json import JSON
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bgpd.speaker import fastupdate
+
+log.silence()  # ExaBGP's logger is unset outside its reactor
+EXABGP_UNPACK = Update.unpack_message.__func__  # type: ignore[attr-defined]
+FAST_UNPACK, FAST_JSON = fastupdate.patches(EXABGP_UNPACK, JSON._update)
+
+ORIGIN_ASPATH = bytes([0x40, 1, 1, 0, 0x40, 2, 0])  # ORIGIN IGP, an empty AS_PATH
+Prefix = tuple[int, bytes]  # (length, the octets on the wire, host bits and all)
+
+
+def neighbor(adj_rib_in: bool = False) -> Neighbor:
+    n = Neighbor()
+    for key, value in {"local-address": "192.0.2.1", "peer-address": "192.0.2.2", "local-as": 65001,
+                       "peer-as": 65002, "router-id": "192.0.2.1", "adj-rib-in": adj_rib_in}.items():
+        n[key] = value
+    return n
+
+
+def negotiated(adj_rib_in: bool = False) -> Negotiated:
+    session = Negotiated(neighbor(adj_rib_in))
+    session.asn4 = True
+    session.families = [(AFI.ipv4, SAFI.unicast), (AFI.ipv6, SAFI.unicast)]
+    return session
+
+
+def body(withdrawn: list[Prefix], attributes: bytes, announced: list[Prefix]) -> bytes:
+    def nlri(prefixes: list[Prefix]) -> bytes:
+        return b"".join(bytes([length]) + octets for length, octets in prefixes)
+    w, n = nlri(withdrawn), nlri(announced)
+    return struct.pack("!H", len(w)) + w + struct.pack("!H", len(attributes)) + attributes + n
+
+
+def attribute(flags: int, code: int, value: bytes) -> bytes:
+    return bytes([flags, code, len(value)]) + value
+
+
+def line(unpack: Callable[..., Any], encode: Callable[..., Any], data: bytes, compact: bool,
+         session: Negotiated | None = None) -> tuple[type, str]:
+    """The message ``unpack`` makes of ``data`` and the JSON line ``encode`` writes for it, without
+    the fields that differ from call to call (time, counter)."""
+    session = session or negotiated()
+    message = unpack(Update, data, Direction.IN, session)
+    encoder = JSON("5.0.15")
+    encoder.compact = compact
+    original = JSON._update
+    JSON._update = encode  # type: ignore[method-assign]
+    try:
+        text = encoder.update(session.neighbor, "receive", message, None, b"", b"")
+    finally:
+        JSON._update = original  # type: ignore[method-assign]
+    return type(message), re.sub(r'"time": [^,]*, |"counter": \d+, ', "", text)
+
+
+def both(data: bytes, compact: bool = True, session: Negotiated | None = None) -> tuple[str, str, type]:
+    kind, fast = line(FAST_UNPACK, FAST_JSON, data, compact, session)
+    _, exabgp = line(EXABGP_UNPACK, JSON._update, data, compact, session)
+    return fast, exabgp, kind
+
+
+@st.composite
+def prefixes(draw: st.DrawFn) -> list[Prefix]:
+    found = []
+    for length in draw(st.lists(st.integers(0, 32), max_size=40)):
+        found.append((length, draw(st.binary(min_size=(length + 7) // 8, max_size=(length + 7) // 8))))
+    return found
+
+
+@st.composite
+def attribute_sets(draw: st.DrawFn) -> bytes:
+    asns = draw(st.lists(st.integers(1, 2**32 - 1), min_size=0, max_size=5))
+    chosen = [attribute(0x40, 1, bytes([draw(st.integers(0, 2))])),
+              attribute(0x40, 2, (bytes([2, len(asns)]) + b"".join(struct.pack("!I", a) for a in asns))
+                        if asns else b""),
+              attribute(0x40, 3, draw(st.binary(min_size=4, max_size=4)))]
+    if draw(st.booleans()):
+        chosen.append(attribute(0x80, 4, struct.pack("!I", draw(st.integers(0, 2**32 - 1)))))
+    if draw(st.booleans()):
+        chosen.append(attribute(0x40, 5, struct.pack("!I", draw(st.integers(0, 2**32 - 1)))))
+    communities = draw(st.lists(st.integers(0, 2**32 - 1), max_size=4))
+    if communities:
+        chosen.append(attribute(0xC0, 8, b"".join(struct.pack("!I", c) for c in communities)))
+    return b"".join(chosen)
+
+
+@settings(max_examples=300, deadline=None)
+@given(withdrawn=prefixes(), attributes=attribute_sets(), announced=prefixes(), compact=st.booleans())
+def test_the_fast_line_is_exabgps_line(withdrawn: list[Prefix], attributes: bytes, announced: list[Prefix],
+                                       compact: bool) -> None:
+    data = body(withdrawn, attributes if announced else b"", announced)
+    fast, exabgp, kind = both(data, compact)
+    assert fast == exabgp
+    assert (kind.__name__ == "IPv4Update") == bool(withdrawn or announced)  # the fast path took it
+
+
+def test_a_typical_update_shows_its_prefixes_with_their_host_bits() -> None:
+    attributes = ORIGIN_ASPATH + attribute(0x40, 3, bytes([10, 0, 0, 1]))
+    data = body([(25, bytes([10, 0, 0, 0x81])), (0, b"")], attributes,
+                [(24, bytes([10, 1, 2])), (32, bytes([10, 9, 9, 9]))])
+    fast, exabgp, _ = both(data)
+    assert fast == exabgp
+    assert ('"announce": { "ipv4 unicast": { "10.0.0.1": [ "10.1.2.0/24", "10.9.9.9/32" ] } }, '
+            '"withdraw": { "ipv4 unicast": [ "10.0.0.129/25", "0.0.0.0/0" ] }') in fast
+
+
+@pytest.mark.parametrize("nlri", [bytes([33, 10, 0, 0, 0, 0]), bytes([24, 10, 0])],
+                         ids=["length-33", "cut-short"])
+def test_malformed_nlri_get_exabgps_own_notification(nlri: bytes) -> None:
+    attributes = ORIGIN_ASPATH + attribute(0x40, 3, bytes([10, 0, 0, 1]))
+    data = struct.pack("!H", 0) + struct.pack("!H", len(attributes)) + attributes + nlri
+    with pytest.raises(Notify) as exabgp:
+        EXABGP_UNPACK(Update, data, Direction.IN, negotiated())
+    with pytest.raises(Notify) as fast:
+        FAST_UNPACK(Update, data, Direction.IN, negotiated())
+    assert (fast.value.code, fast.value.subcode) == (exabgp.value.code, exabgp.value.subcode)
+
+
+def test_ipv6_and_end_of_rib_take_exabgps_path() -> None:
+    mp_reach = attribute(0x80, 14, struct.pack("!HB", 2, 1) + bytes([16]) + bytes(15) + b"\1" + b"\0"
+                         + bytes([48, 0x20, 0x01, 0x0D, 0xB8, 0, 1]))
+    data = body([], ORIGIN_ASPATH + mp_reach, [])
+    fast, exabgp, kind = both(data)
+    assert fast == exabgp and kind is Update and '"ipv6 unicast"' in fast
+    assert FAST_UNPACK(Update, b"\0\0\0\0", Direction.IN, negotiated()).__class__ is EOR
+
+
+def test_a_session_that_keeps_an_adj_rib_in_gets_exabgps_objects() -> None:
+    attributes = ORIGIN_ASPATH + attribute(0x40, 3, bytes([10, 0, 0, 1]))
+    message = FAST_UNPACK(Update, body([], attributes, [(24, bytes([10, 1, 2]))]), Direction.IN,
+                          negotiated(adj_rib_in=True))
+    assert type(message) is Update and [str(n.cidr.prefix()) for n in message.nlris] == ["10.1.2.0/24"]
+
+
+def test_another_exabgp_version_runs_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exabgp.version, "version", "5.1.0")
+    assert fastupdate.install() == ("ExaBGP 5.1.0 is not 5.0.15, the version the fast UPDATE path is "
+                                    "verified against")
+    assert Update.unpack_message.__func__ is EXABGP_UNPACK  # type: ignore[attr-defined]
