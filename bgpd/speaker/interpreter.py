@@ -10,8 +10,8 @@ package bgpd's own interpreter imports (ExaBGP has no dependencies; the venv's o
 CPython 3.11 builds PyPy must never see). So nothing is installed for PyPy: `apt-get install pypy3`
 is all, and without it `auto` runs CPython.
 
-The fast UPDATE path (bgpd.speaker.fastupdate, on unless `exabgp_fast_updates` is false) is loaded into
-the child before ExaBGP's main, from a link beside the `exabgp` one; so it runs in the package bgpd
+The fast UPDATE paths (bgpd.speaker.fastupdate, on unless `exabgp_fast_updates` is false) are loaded into
+the child before ExaBGP's main, from a link beside the `exabgp` one; so they run in the package bgpd
 imports, under either interpreter. An `exabgp` the operator set explicitly runs as it is.
 
 Memory: see PYPY_GC below. An operator can still tune PyPy's GC: any PYPY_GC_* variable in bgpd's own
@@ -59,7 +59,7 @@ def cpython(exabgp: str) -> ExaBGPCommand:
 
 
 def package(python: str, path_dir: str, pycache: str, *, fast: bool, pypy: bool) -> ExaBGPCommand:
-    """``python`` running the package linked in ``path_dir``, with the fast UPDATE path when ``fast``.
+    """``python`` running the package linked in ``path_dir``, with the fast UPDATE paths when ``fast``.
     ``pycache``: where the child keeps its bytecode of ExaBGP (a venv under ProtectSystem=strict is
     read-only, and compiling ExaBGP costs PyPy ~0.6 s at every start, probe and validation)."""
     gc = gc_environment() if pypy else {}
@@ -90,7 +90,7 @@ async def choose(choice: Interpreter, exabgp: str, run_dir: Path, *, exabgp_is_d
     when PyPy cannot run the package; an ``exabgp`` the operator set explicitly runs as it is."""
     found = exabgp_package()
     if not exabgp_is_default:
-        return cpython(exabgp), f"exabgp is set to {exabgp} (PyPy and the fast UPDATE path run only " \
+        return cpython(exabgp), f"exabgp is set to {exabgp} (PyPy and the fast UPDATE paths run only " \
                                 "the package bgpd imports)"
     if found is None:
         return cpython(exabgp), "bgpd's interpreter has no exabgp package to run"

@@ -1,6 +1,6 @@
 """The fast UPDATE path writes the JSON line ExaBGP writes, byte for byte, and leaves the rest to ExaBGP.
 
-Both paths run side by side in this process: `fastupdate.patches` builds the replacements without
+Both paths run side by side in this process: `fastupdate.received` builds the replacements without
 installing them, so ExaBGP's own functions stay in place for every other test.
 """
 
@@ -8,19 +8,27 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import exabgp.version
 import pytest
+from exabgp.bgp.message.action import Action
 from exabgp.bgp.message.direction import Direction
 from exabgp.bgp.message.notification import Notify
 from exabgp.bgp.message.open.capability.negotiated import Negotiated
 from exabgp.bgp.message.update import EOR, Update
+from exabgp.bgp.message.update.attribute import Attributes
+from exabgp.bgp.message.update.nlri.cidr import CIDR
+from exabgp.bgp.message.update.nlri.inet import INET
 from exabgp.bgp.neighbor import Neighbor
 from exabgp.logger import log
 from exabgp.protocol.family import AFI, SAFI
+from exabgp.protocol.ip import IP, IPSelf
 from exabgp.reactor.api.response.json import JSON
+from exabgp.reactor.asynchronous import ASYNC
+from exabgp.reactor.loop import Reactor
+from exabgp.rib.change import Change
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +36,7 @@ from bgpd.speaker import fastupdate
 
 log.silence()  # ExaBGP's logger is unset outside its reactor
 EXABGP_UNPACK = Update.unpack_message.__func__  # type: ignore[attr-defined]
-FAST_UNPACK, FAST_JSON = fastupdate.patches(EXABGP_UNPACK, JSON._update)
+FAST_UNPACK, FAST_JSON = fastupdate.received(EXABGP_UNPACK, JSON._update)
 
 ORIGIN_ASPATH = bytes([0x40, 1, 1, 0, 0x40, 2, 0])  # ORIGIN IGP, an empty AS_PATH
 Prefix = tuple[int, bytes]  # (length, the octets on the wire, host bits and all)
@@ -36,8 +44,9 @@ Prefix = tuple[int, bytes]  # (length, the octets on the wire, host bits and all
 
 def neighbor(adj_rib_in: bool = False) -> Neighbor:
     n = Neighbor()
-    for key, value in {"local-address": "192.0.2.1", "peer-address": "192.0.2.2", "local-as": 65001,
-                       "peer-as": 65002, "router-id": "192.0.2.1", "adj-rib-in": adj_rib_in}.items():
+    for key, value in {"local-address": IP.create("192.0.2.1"), "peer-address": "192.0.2.2",
+                       "local-as": 65001, "peer-as": 65002, "router-id": "192.0.2.1",
+                       "adj-rib-in": adj_rib_in}.items():
         n[key] = value
     return n
 
@@ -158,6 +167,82 @@ def test_a_session_that_keeps_an_adj_rib_in_gets_exabgps_objects() -> None:
 
 def test_another_exabgp_version_runs_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(exabgp.version, "version", "5.1.0")
-    assert fastupdate.install() == ("ExaBGP 5.1.0 is not 5.0.15, the version the fast UPDATE path is "
+    assert fastupdate.install() == ("ExaBGP 5.1.0 is not 5.0.15, the version the fast UPDATE paths are "
                                     "verified against")
     assert Update.unpack_message.__func__ is EXABGP_UNPACK  # type: ignore[attr-defined]
+
+
+def change(nexthop: str) -> Change:
+    route = INET(AFI.ipv4, SAFI.unicast, Action.ANNOUNCE)
+    route.cidr = CIDR(bytes([10, 1, 2, 0]), 24)
+    route.nexthop = IPSelf(AFI.ipv4) if nexthop == "self" else IP.create(nexthop)
+    return Change(route, Attributes())
+
+
+def test_peers_share_a_route_with_an_address_as_next_hop() -> None:
+    route = change("10.0.0.1")
+    assert fastupdate.shared(Neighbor.remove_self)(neighbor(), route) is route
+
+
+def test_a_route_with_next_hop_self_is_still_copied_and_rewritten_per_peer() -> None:
+    route, peer = change("self"), neighbor()
+    ours = fastupdate.shared(Neighbor.remove_self)(peer, route)
+    assert ours is not route and route.nlri.nexthop.SELF
+    assert str(ours.nlri.nexthop) == str(Neighbor.remove_self(peer, route).nlri.nexthop) == "192.0.2.1"
+
+
+def scheduler_run(scheduler: type[ASYNC], commands: int, routes: int) -> list[tuple[bool, list[str]]]:
+    """(what run() returned, the steps it took) per reactor pass until the queue is empty."""
+    done: list[str] = []
+
+    def command(name: int) -> Iterator[bool]:
+        for route in range(routes):
+            done.append(f"{name}.{route}")
+            yield False
+
+    queue = scheduler()
+    for name in range(commands):
+        queue.schedule(str(name), "announce", command(name))
+    passes = []
+    while not queue.ready():
+        before = len(done)
+        passes.append((queue.run(), done[before:]))
+    return passes
+
+
+def test_queued_commands_run_as_exabgp_runs_them_only_more_per_pass() -> None:
+    class Patched(ASYNC):
+        pass
+
+    class Bigger(ASYNC):  # ExaBGP's own scheduler, in an event loop per pass, with the same budget
+        LIMIT = fastupdate.ASYNC_STEPS
+
+    class Loop(Reactor):
+        pass
+
+    fastupdate.unhurried(Patched, Loop)
+    patched = scheduler_run(Patched, commands=3, routes=700)
+    assert patched == scheduler_run(Bigger, commands=3, routes=700)
+    assert sum(len(steps) for _, steps in patched) == 2100 and len(patched) == 3  # ExaBGP's own: 43 passes
+    assert ASYNC.LIMIT == 50  # ExaBGP's own class is left alone
+
+
+def test_the_reactor_does_not_sleep_while_commands_are_queued() -> None:
+    class Loop(Reactor):
+        pass
+
+    class Poller:
+        def __init__(self) -> None:
+            self.waits: list[int] = []
+
+        def poll(self, ms: int) -> list[tuple[int, int]]:
+            self.waits.append(ms)
+            return []
+
+    fastupdate.unhurried(type("Patched", (ASYNC,), {}), Loop)
+    loop = Loop.__new__(Loop)
+    loop._poller, loop.asynchronous = Poller(), ASYNC()
+    list(loop._wait_for_io(5))
+    loop.asynchronous.schedule("bgpd", "announce", iter([False]))
+    list(loop._wait_for_io(5))
+    assert loop._poller.waits == [5, 0]

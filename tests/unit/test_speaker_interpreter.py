@@ -32,7 +32,7 @@ def test_cpython_runs_the_package_bgpd_imports_with_the_fast_update_path(tmp_pat
     assert (path_dir / "bgpd_fastupdate.py").resolve() == Path(fastupdate.__file__).resolve()
     out = subprocess.run([*command.argv, "version"], env={**os.environ, **dict(command.env)},
                          capture_output=True, text=True, check=True, timeout=60)
-    assert "ExaBGP : 5." in out.stdout and "fast UPDATE path off" not in out.stderr
+    assert "ExaBGP : 5." in out.stdout and "fast UPDATE paths off" not in out.stderr
 
 
 def test_fast_updates_false_runs_exabgp_unchanged(tmp_path: Path) -> None:
@@ -93,6 +93,6 @@ def test_pypy_runs_the_venvs_exabgp_package_and_sees_nothing_else(tmp_path: Path
     assert env["PYTHONPYCACHEPREFIX"] == str(tmp_path / "run" / "pycache")  # not the (read-only) venv
     out = subprocess.run([*command.argv, "version"], env={**os.environ, **env}, capture_output=True,
                          text=True, check=True, timeout=60)
-    assert "ExaBGP : 5." in out.stdout and "PyPy" in out.stdout and "fast UPDATE path off" not in out.stderr
+    assert "ExaBGP : 5." in out.stdout and "PyPy" in out.stdout and "fast UPDATE paths off" not in out.stderr
     # a second start reuses the link
     assert run("pypy", tmp_path)[0] == command
