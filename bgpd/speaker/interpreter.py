@@ -60,10 +60,11 @@ def cpython(exabgp: str) -> ExaBGPCommand:
 
 def package(python: str, path_dir: str, pycache: str, *, fast: bool, pypy: bool) -> ExaBGPCommand:
     """``python`` running the package linked in ``path_dir``, with the fast UPDATE paths when ``fast``.
-    ``pycache``: where the child keeps its bytecode of ExaBGP (a venv under ProtectSystem=strict is
-    read-only, and compiling ExaBGP costs PyPy ~0.6 s at every start, probe and validation)."""
-    gc = gc_environment() if pypy else {}
-    env = (("PYTHONPATH", path_dir), ("PYTHONPYCACHEPREFIX", pycache), *gc.items())
+    ``pycache``: where PyPy keeps its bytecode of ExaBGP (a venv under ProtectSystem=strict is
+    read-only, and compiling ExaBGP costs PyPy ~0.6 s at every start, probe and validation). CPython
+    uses the bytecode pip compiled into the venv."""
+    extra = {"PYTHONPYCACHEPREFIX": pycache, **gc_environment()} if pypy else {}
+    env = (("PYTHONPATH", path_dir), *extra.items())
     return ExaBGPCommand((python, "-c", _MAIN.format(_FAST if fast else "")), env,
                          "pypy" if pypy else "cpython")
 

@@ -29,6 +29,7 @@ def test_cpython_runs_the_package_bgpd_imports_with_the_fast_update_path(tmp_pat
     assert command.argv[0] == sys.executable and command.interpreter == "cpython" and "cpython" in reason
     assert "bgpd_fastupdate.main()" in command.argv[2]
     path_dir = Path(dict(command.env)["PYTHONPATH"])
+    assert "PYTHONPYCACHEPREFIX" not in dict(command.env)  # the venv's own bytecode, compiled by pip
     assert (path_dir / "bgpd_fastupdate.py").resolve() == Path(fastupdate.__file__).resolve()
     out = subprocess.run([*command.argv, "version"], env={**os.environ, **dict(command.env)},
                          capture_output=True, text=True, check=True, timeout=60)
