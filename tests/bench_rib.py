@@ -8,9 +8,11 @@ one attribute set, with 0 and 10 established mesh peers, and packing the kernel'
 Prefixes arrive as ExaBGP delivers them: UPDATEs of 100 NLRI sharing one attribute object, with
 1,000 distinct attribute sets in all. A second, iBGP session is established so every route also goes
 through the export decision (a Calico node with a ToR and a mesh peer). Reports CPU µs per prefix
-(process time, so other load on the machine skews it less than wall time) for insert, withdraw
-and a graceful-restart stale/EoR sweep, and the memory the RIB holds (RSS growth,
-and tracemalloc's count at the smaller sizes), prefix strings included.
+(process time, so other load on the machine skews it less than wall time) for insert, withdraw,
+a graceful restart of the ToR (a quarter of its routes re-sent as before, a quarter with other
+attributes, then the End-of-RIB sweep of the rest) and bgpd's own restart (every route adopted from
+the kernel, then re-learned: half with the adopted next hop, half with another), and the memory the
+RIB holds (RSS growth, and tracemalloc's count at the smaller sizes), prefix strings included.
 """
 
 from __future__ import annotations
@@ -57,6 +59,19 @@ def insert(rib: Rib, names: list[str], attrs: list[PathAttributes]) -> int:
     return installed
 
 
+def adopted_relearn(n: int, attrs: list[PathAttributes]) -> tuple[float, int]:
+    """bgpd restarted: the kernel's routes adopted, then the ToR's table again (CPU s, kernel writes).
+    The first half of the adopted routes has the next hop the ToR sends, the rest an older one."""
+    names = prefixes(n)
+    hops = {name: (attrs[(i // BATCH) % DISTINCT_ATTRS].next_hop,) for i, name in enumerate(names[: n // 2])}
+    hops.update(dict.fromkeys(names[n // 2:], ("10.0.1.254",)))
+    rib = build()
+    rib.adopt(hops, 60.0)
+    t0 = time.process_time()
+    written = insert(rib, names, attrs)
+    return time.process_time() - t0, written
+
+
 def memory(n: int, attrs: list[PathAttributes]) -> float:
     """tracemalloc's count of what the RIB holds after the insert (slow: separate pass)."""
     gc.collect()
@@ -86,10 +101,15 @@ def run(n: int, trace: bool) -> None:
     stale = rib.peer_down("tor", 0.0, graceful=True)
     t_down = time.process_time() - t0
     rib.peer_up(rib.best(names[0])[0])  # type: ignore[index,arg-type]
+    quarter = n // 4
     t0 = time.process_time()
-    for start in range(0, n // 2, BATCH):
-        rib.update("tor", names[start:start + BATCH], attrs[0])
+    for k, start in enumerate(range(0, quarter, BATCH)):  # as before the restart: nothing changes
+        assert not rib.update("tor", names[start:start + BATCH], attrs[k % DISTINCT_ATTRS])
     t_refresh = time.process_time() - t0
+    t0 = time.process_time()
+    for start in range(quarter, n // 2, BATCH):  # the second quarter comes back with other attributes
+        rib.update("tor", names[start:start + BATCH], attrs[0])
+    t_changed = time.process_time() - t0
     t0 = time.process_time()
     swept = rib.end_of_rib("tor", "ipv4 unicast")
     t_eor = time.process_time() - t0
@@ -100,6 +120,8 @@ def run(n: int, trace: bool) -> None:
     t_withdraw = time.process_time() - t0
     assert rib.installed == 0
     del rib, names
+    t_adopted, written = adopted_relearn(n, attrs)
+    assert written == n - n // 2  # only the routes whose next hop changed are written again
     traced = memory(n, attrs) if trace else None
 
     us = 1e6
@@ -107,8 +129,10 @@ def run(n: int, trace: bool) -> None:
           f"  | RSS +{rss1 - rss0:6.1f} MiB = {(rss1 - rss0) * 2**20 / n:5.0f} B/prefix"
           + (f"  (tracemalloc {traced:6.1f} MiB)" if traced is not None else ""))
     half, rest = n // 2, n - n // 2
-    print(f"{'':13}graceful down {t_down:5.2f} s; refresh {t_refresh / half * us:5.2f} µs/prefix;"
+    print(f"{'':13}graceful down {t_down:5.2f} s; refresh {t_refresh / quarter * us:5.2f},"
+          f" with other attributes {t_changed / (half - quarter) * us:5.2f} µs/prefix;"
           f" EoR sweep {t_eor / rest * us:5.2f} µs/prefix; withdraw {t_withdraw / half * us:5.2f} µs/prefix")
+    print(f"{'':13}own restart: adopted then re-learned {t_adopted / n * us:5.2f} µs/prefix")
 
 
 def converge_path(n: int, mesh_peers: int) -> None:

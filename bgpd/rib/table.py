@@ -13,7 +13,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from itertools import chain, groupby, repeat
-from operator import itemgetter
+from operator import is_, itemgetter
 from typing import TypeVar
 
 from bgpd.bgp import Family, PathAttributes
@@ -166,6 +166,10 @@ class Rib:
         batch = prefixes if isinstance(prefixes, tuple | list) else list(prefixes)
         if self._fresh(adj, batch):
             return self._learn(adj, batch, attrs, imported)
+        if self._refreshed(adj, batch, attrs, imported):
+            adj.routes.update(dict.fromkeys(batch, attrs))
+            _drop(adj.stale, batch)
+            return RibDiff()
         limit = adj.info.max_prefixes
         fib: list[FibDecision] = []
         out: list[Outbound] = []
@@ -192,11 +196,13 @@ class Rib:
             )
         return RibDiff(fib_grouped(fib), tuple(out))
 
-    def _alone(self, adj: AdjRibIn, batch: Sequence[str]) -> bool:
+    def _alone(self, adj: AdjRibIn, batch: Sequence[str], *, replacing_adopted: bool = False) -> bool:
         """Whether ``adj`` is the only possible source of every prefix in ``batch``: no other session
-        holds one, the node owns none, none is an adopted kernel route. (Set operations on a whole
-        UPDATE or session: the common case costs no per-prefix test.)"""
-        return (self._own.isdisjoint(batch) and self._adopted.keys().isdisjoint(batch)
+        holds one, the node owns none, none is an adopted kernel route (``replacing_adopted``: unless
+        the caller replaces those itself, as `_learn` does). (Set operations on a whole UPDATE or
+        session: the common case costs no per-prefix test.)"""
+        return (self._own.isdisjoint(batch)
+                and (replacing_adopted or self._adopted.keys().isdisjoint(batch))
                 and all(o.routes.keys().isdisjoint(batch) and o.stale.keys().isdisjoint(batch)
                         for o in self._others(adj)))
 
@@ -212,15 +218,35 @@ class Rib:
         self._attributes[attrs] = attrs
         return attrs
 
-    def _fresh(self, adj: AdjRibIn, batch: Sequence[str]) -> bool:
-        """Whether every prefix of ``batch`` is new to the RIB: `_alone`, unknown to ``adj`` itself,
-        each once, and all within the session's limit."""
+    @staticmethod
+    def _fits(adj: AdjRibIn, batch: Sequence[str]) -> bool:
+        """Whether ``batch`` holds each prefix once and all of it fits in the session's limit (else
+        the per-prefix path decides which prefix is no news and which one is dropped)."""
         limit = adj.info.max_prefixes
         if limit is not None and len(adj.routes) + len(batch) > limit:
             return False
-        if len(set(batch)) != len(batch):  # a prefix twice in one UPDATE: the second is no news
-            return False
-        return (adj.routes.keys().isdisjoint(batch) and adj.stale.keys().isdisjoint(batch)
+        return len(set(batch)) == len(batch)
+
+    def _fresh(self, adj: AdjRibIn, batch: Sequence[str]) -> bool:
+        """Whether every prefix of ``batch`` is new to the RIB: unknown to ``adj`` itself, `_fits`,
+        and `_alone` but for adopted kernel routes (after our own restart the peers' routes replace
+        those: `_learn` writes the kernel only where the next hops differ)."""
+        return (self._fits(adj, batch)
+                and adj.routes.keys().isdisjoint(batch) and adj.stale.keys().isdisjoint(batch)
+                and self._alone(adj, batch, replacing_adopted=True))
+
+    def _refreshed(self, adj: AdjRibIn, batch: Sequence[str], attrs: PathAttributes, imported: Importer
+                   ) -> bool:
+        """Whether ``batch`` re-sends, as they were, routes ``adj`` holds stale from before its graceful
+        restart: each one stale with these very attributes, imported unchanged (no filters, no
+        martians, BGP's rules keep ``attrs``: so nothing of them in ``adj.changed``), `_fits`, and
+        `_alone`. Then no prefix's `State` changes (stale or not is no part of it; a lone candidate
+        needs no decision), nor its import result or an adopted route: only the stale mark goes."""
+        stale, changed = adj.stale, adj.changed
+        return (bool(stale) and all(map(is_, map(stale.get, batch), repeat(attrs)))
+                and self._fits(adj, batch) and adj.routes.keys().isdisjoint(batch)
+                and (not changed or changed.keys().isdisjoint(batch))
+                and not imported.filtered and imported.checked(attrs) is attrs and none_martian(batch)
                 and self._alone(adj, batch))
 
     @staticmethod
@@ -264,10 +290,11 @@ class Rib:
 
     def _learn(self, adj: AdjRibIn, batch: Sequence[str], attrs: PathAttributes, imported: Importer
                ) -> RibDiff:
-        """`update` for a `_fresh` batch: each prefix goes from no route at all to ``adj``'s, so
-        its diff is the kernel install and the announcements of that route alone, and the work that
-        depends only on the shared attributes (next hops, who may be sent the route) is done once:
-        one FibChange per import result (one per UPDATE unless filters rewrite some prefixes)."""
+        """`update` for a `_fresh` batch: each prefix goes from no route at all (or an adopted kernel
+        route, never announced) to ``adj``'s, so its diff is the kernel install and the announcements
+        of that route alone, and the work that depends only on the shared attributes (next hops, who
+        may be sent the route) is done once: one FibChange per import result (one per UPDATE unless
+        filters rewrite some prefixes)."""
         adj.routes.update(dict.fromkeys(batch, attrs))
         local, source = self._local, adj.info
         groups = self._imported_groups(adj, batch, attrs, imported)
@@ -275,14 +302,29 @@ class Rib:
         fib: list[FibChange] = []
         out: list[Outbound] = []
         for result, prefixes in groups:
-            installed = self._installable_of(prefixes)
-            if installed:
-                fib.append(FibChange(tuple(installed), self._unicast(result.next_hop)[1]))
-                self._installed += len(installed)
-                adj.installed += len(installed)
+            fib += self._install(adj, prefixes, self._unicast(result.next_hop)[1])
             out += (Announce(name, prefix, new) for name, prefix, new in
                     self._sent((source, result), prefixes, targets, local))
         return RibDiff(tuple(fib), tuple(out))
+
+    def _install(self, adj: AdjRibIn, prefixes: Sequence[str], nexthops: tuple[str, ...]) -> list[FibChange]:
+        """The kernel changes (counts kept) of accepted ``prefixes`` that ``adj`` alone now routes via
+        ``nexthops``. An adopted route they replace leaves `_adopted` (it must not come back when they
+        are withdrawn); as in `_diff`, its kernel entry is rewritten only where the next hops differ,
+        and deleted where the prefix may not be installed (adopted routes are kept regardless)."""
+        installed = self._installable_of(prefixes)
+        adopted = self._adopted
+        replaced: dict[str, tuple[str, ...]] = {}
+        if adopted and not adopted.keys().isdisjoint(prefixes):
+            replaced = {p: hops for p in prefixes if (hops := adopted.pop(p, None)) is not None}
+        adj.installed += len(installed)
+        self._installed += len(installed) - len(replaced)
+        if not replaced:
+            return [FibChange(tuple(installed), nexthops)] if installed else []
+        kept = set(installed)
+        written = tuple(p for p in installed if replaced.get(p) != nexthops)
+        gone = tuple(p for p in replaced if p not in kept)
+        return [FibChange(group, hops) for group, hops in ((written, nexthops), (gone, None)) if group]
 
     @staticmethod
     def _imported_groups(adj: AdjRibIn, batch: Sequence[str], attrs: PathAttributes, imported: Importer
@@ -314,14 +356,7 @@ class Rib:
         adj = self._adj[peer]
         batch = prefixes if isinstance(prefixes, tuple | list) else list(prefixes)
         if self._alone(adj, batch):
-            held = self._held(adj, batch)
-            _drop(adj.routes, batch)
-            if adj.stale:
-                _drop(adj.stale, batch)
-            if adj.changed:
-                _drop(adj.changed, batch)
-            targets = self._targets()
-            return self._unlearn(adj, held, targets, targets, self._local)
+            return self._forget(adj, batch)
         fib: list[FibDecision] = []
         out: list[Outbound] = []
         targets = self._targets()
@@ -338,6 +373,18 @@ class Rib:
                 old_local=self._local, fib=fib, out=out,
             )
         return RibDiff(fib_grouped(fib), tuple(out))
+
+    def _forget(self, adj: AdjRibIn, batch: Sequence[str]) -> RibDiff:
+        """Remove every route of ``batch`` from ``adj``, an `_alone` source of it (a withdrawal, or the
+        sweep of stale routes): no route is left for those prefixes, so the diff is `_unlearn`'s."""
+        held = self._held(adj, batch)
+        _drop(adj.routes, batch)
+        if adj.stale:
+            _drop(adj.stale, batch)
+        if adj.changed:
+            _drop(adj.changed, batch)
+        targets = self._targets()
+        return self._unlearn(adj, held, targets, targets, self._local)
 
     def end_of_rib(self, peer: str, family: Family) -> RibDiff:
         """The peer finished sending ``family``: what is still stale of it was not re-announced."""
@@ -697,6 +744,11 @@ class Rib:
         return result
 
     def _sweep(self, adj: AdjRibIn, prefixes: list[str]) -> RibDiff:
+        """Drop ``prefixes``, stale routes of ``adj``. `_forget` also clears them from ``adj.routes``:
+        harmless, a prefix is never both fresh and stale (a route moves from one table to the other)."""
+        if self._alone(adj, prefixes):
+            return self._forget(adj, prefixes)
+
         def mutate() -> None:
             for prefix in prefixes:
                 del adj.stale[prefix]

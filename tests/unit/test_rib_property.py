@@ -1,8 +1,17 @@
 """Property: after any sequence of events, the FIB and Adj-RIB-Outs built by applying the RIB's
-incremental diffs equal the ones recomputed from scratch."""
+incremental diffs equal the ones recomputed from scratch.
+
+The events reach the RIB's batch lanes as well as its per-prefix path: a peer re-sends its whole table
+after a (graceful) restart, End-of-RIB sweeps what it did not, and routes adopted from the kernel are
+learned again with the same next hops, others, or where they may not be installed. BGPD_FUZZ=long runs
+many more examples.
+"""
 
 from __future__ import annotations
 
+import os
+from collections import defaultdict
+from dataclasses import replace
 from ipaddress import ip_network
 
 from hypothesis import given, settings
@@ -40,13 +49,23 @@ LOCALS = [
 
 name = st.sampled_from(sorted(PEERS))
 prefix = st.one_of(st.sampled_from(COMMON), st.sampled_from(PREFIXES))
+some = st.sampled_from(PREFIXES)  # fewer shared prefixes: one that a session alone holds takes the lanes
+update = st.tuples(st.just("update"), name, st.lists(prefix, max_size=3), st.sampled_from(ATTRS))
+first = st.tuples(st.just("update"), name, st.lists(some, min_size=1, max_size=3), st.sampled_from(ATTRS))
 event = st.one_of(
-    st.tuples(st.just("update"), name, st.lists(prefix, max_size=3), st.sampled_from(ATTRS)),
-    st.tuples(st.just("update"), name, st.lists(prefix, max_size=3), st.sampled_from(ATTRS)),
+    update,
+    update,
     st.tuples(st.just("withdraw"), name, st.lists(prefix, max_size=3)),
     st.tuples(st.just("down"), name, st.booleans()),
     st.tuples(st.just("up"), name, st.booleans()),
     st.tuples(st.just("eor"), name),
+    st.tuples(st.just("resend"), name, st.booleans()),
+    st.tuples(st.just("restart"), name, st.booleans(), st.lists(prefix, max_size=2),
+              st.lists(some, max_size=2), st.booleans()),
+    # graceful restarts more often, and ones after which everything is re-sent as it was
+    st.tuples(st.just("restart"), name, st.just(True), st.lists(prefix, max_size=2),
+              st.lists(some, max_size=2), st.booleans()),
+    st.tuples(st.just("restart"), name, st.just(True), st.just([]), st.just([]), st.booleans()),
     st.tuples(st.just("expire"), st.integers(0, 200)),
     st.tuples(st.just("local"), st.sampled_from(LOCALS)),
     st.tuples(st.just("filters"), name, st.booleans()),
@@ -60,12 +79,20 @@ def info(peer_name: str, filtered: bool) -> PeerInfo:
     return PeerInfo(**{**{f: getattr(base, f) for f in PeerInfo.__slots__}, "filters": (FILTER,)})
 
 
+# Adopted at the start: next hops a peer sends (10.0.9.1, 10.0.9.2 with 10.0.9.3 for ECMP), others, a
+# default route that LOCALS[0] may not install, and a prefix no peer sends.
+ADOPTED = {"10.244.2.0/26": ("10.0.9.9",), "10.244.1.0/26": ("10.0.9.1",), "10.244.3.0/26": ("10.0.9.2",),
+           "192.168.0.0/24": ("10.0.9.2", "10.0.9.3"), "0.0.0.0/0": ("10.0.9.1",),
+           "172.16.0.0/16": ("10.0.9.9",)}
+
+
 class Model:
     def __init__(self, rib: Rib) -> None:
         self.rib = rib
         self.fib = rib.fib()
         self.out: dict[str, dict[str, PathAttributes]] = {}
         self.now = 0.0
+        self.table: dict[str, dict[str, PathAttributes]] = defaultdict(dict)  # what each peer announced
 
     def apply(self, diff: RibDiff) -> None:
         for grouped in diff.fib:
@@ -89,9 +116,28 @@ class Model:
         rib = self.rib
         match ev:
             case ("update", str(name), list(prefixes), PathAttributes() as attrs):
+                self.table[name].update(dict.fromkeys(prefixes, attrs))
                 self.apply(rib.update(name, [str(p) for p in prefixes], attrs))
             case ("withdraw", str(name), list(prefixes)):
+                for p in prefixes:
+                    self.table[name].pop(p, None)
                 self.apply(rib.withdraw(name, [str(p) for p in prefixes]))
+            case ("resend", str(name), bool(singly)):
+                self.resend(name, singly)
+            case ("restart", str(name), bool(graceful), list(lost), list(renew), bool(singly)):
+                # The peer restarts; it comes back without ``lost``, sends ``renew`` with the same next
+                # hop and a longer AS path, the rest as before, and ends with End-of-RIB.
+                for sub in (("down", name, graceful), ("up", name, False)):
+                    self.step(sub)
+                    self.check()
+                table = self.table[name]
+                for p in lost:
+                    table.pop(p, None)
+                table.update({p: replace(table[p], as_path=(*table[p].as_path, 65003))
+                              for p in renew if p in table})
+                self.resend(name, singly)
+                self.check()
+                self.step(("eor", name))
             case ("down", str(name), bool(graceful)) if name in self.out:
                 del self.out[name]
                 self.apply(rib.peer_down(name, self.now, graceful))
@@ -108,6 +154,16 @@ class Model:
             case ("filters", str(name), bool(filtered)):
                 self.apply(rib.set_peer(info(name, filtered)))
 
+    def resend(self, name: str, singly: bool) -> None:
+        """The peer's whole table again, as after its restart: one UPDATE per attribute set, or
+        (``singly``) per prefix."""
+        by_attrs: dict[PathAttributes, list[str]] = defaultdict(list)
+        for p, attrs in self.table[name].items():
+            by_attrs[attrs].append(p)
+        for attrs, prefixes in by_attrs.items():
+            for batch in ([p] for p in prefixes) if singly else [prefixes]:
+                self.apply(self.rib.update(name, batch, attrs))
+
     def check(self) -> None:
         assert self.fib == self.rib.fib()
         assert self.rib.installed_prefixes() == set(self.fib)
@@ -120,18 +176,22 @@ class Model:
             assert self.rib.status(peer_name).installed == count, peer_name
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.lists(event, max_size=25), st.booleans())
-def test_incremental_diffs_equal_recomputation(events: list[tuple[object, ...]], adopt: bool) -> None:
+@settings(max_examples=10_000 if os.environ.get("BGPD_FUZZ") == "long" else 400, deadline=None)
+@given(st.lists(first, max_size=8), st.lists(event, max_size=25), st.booleans())
+def test_incremental_diffs_equal_recomputation(
+    tables: list[tuple[object, ...]], events: list[tuple[object, ...]], adopt: bool,
+) -> None:
+    """``tables``: what the peers send first (after our own restart, when ``adopt``), so that the
+    later events, restarts above all, find routes to act on."""
     rib = Rib(LOCALS[0])
     for p in PEERS.values():
         rib.set_peer(p)
     if adopt:
-        rib.adopt({"10.244.2.0/26": ("10.0.9.9",), "172.16.0.0/16": ("10.0.9.9",)}, 100.0)
+        rib.adopt(ADOPTED, 100.0)
     model = Model(rib)
     for peer_name in PEERS:
         model.step(("up", peer_name, False))
-    for ev in events:
+    for ev in [*tables, *events]:
         model.step(ev)
         model.check()
 

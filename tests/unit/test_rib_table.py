@@ -204,6 +204,89 @@ def test_fresh_route_beats_a_stale_better_one() -> None:
     assert flat(rib.peer_down("tor1", 0.0, graceful=True).fib) == fib((P, ("10.0.2.1",)))
 
 
+MESH = peer("mesh", "10.0.0.2")
+BLOCKS = ["10.244.5.0/26", "10.244.6.0/26", "10.244.7.0/26"]  # in the pool: sent on to the mesh peer
+
+
+def sent(diff: RibDiff) -> list[tuple[str, str, tuple[int, ...] | None]]:
+    """A diff's announcements (with the AS path sent) and withdrawals (None), sorted."""
+    return sorted((o.peer, o.prefix, o.attributes.as_path if isinstance(o, Announce) else None)
+                  for o in diff.out)
+
+
+def restarted(*peers: PeerInfo) -> Rib:
+    """tor1 sent ``BLOCKS`` and P, then restarted gracefully: all of them are stale, it is up again."""
+    rib = rib_with(TOR1, *peers, MESH)
+    rib.update("tor1", [*BLOCKS, P], ROUTE)
+    rib.peer_down("tor1", 0.0, graceful=True)
+    rib.peer_up(TOR1)
+    return rib
+
+
+def test_routes_re_sent_as_they_were_after_a_graceful_restart_are_only_fresh_again() -> None:
+    rib = restarted()
+    assert rib.update("tor1", BLOCKS[:2], attrs("10.0.1.1", as_path=(65001,))) == RibDiff()  # equal, not `is`
+    status = rib.status("tor1")
+    assert (status.received, status.stale, status.installed, rib.installed) == (2, 2, 4, 4)
+    swept = rib.end_of_rib("tor1", "ipv4 unicast")  # what was not re-sent goes
+    assert sorted(flat(swept.fib)) == [(BLOCKS[2], None), (P, None)]
+    assert sent(swept) == [("mesh", BLOCKS[2], None)]
+    gone = rib.withdraw("tor1", BLOCKS[:2])  # fresh routes now: nothing stale keeps them
+    assert (flat(gone.fib), sent(gone)) == ([(BLOCKS[0], None), (BLOCKS[1], None)],
+                                            [("mesh", BLOCKS[0], None), ("mesh", BLOCKS[1], None)])
+    assert rib.fib() == {} and rib.installed == 0
+
+
+def test_a_route_re_sent_with_other_attributes_after_a_graceful_restart_is_a_change() -> None:
+    rib = restarted()
+    longer = rib.update("tor1", BLOCKS[:1], attrs("10.0.1.1", as_path=(65001, 65003)))
+    assert (longer.fib, sent(longer)) == ((), [("mesh", BLOCKS[0], (65001, 65003))])  # same next hop
+    moved = rib.update("tor1", BLOCKS[1:2], ROUTE2)
+    assert (flat(moved.fib), sent(moved)) == ([(BLOCKS[1], ("10.0.2.1",))], [("mesh", BLOCKS[1], (65001,))])
+    # As received, but import changes it (eBGP LOCAL_PREF is dropped): still no change.
+    rib = rib_with(TOR1, MESH)
+    with_pref = attrs("10.0.1.1", as_path=(65001,), local_pref=300)
+    rib.update("tor1", BLOCKS, with_pref)
+    rib.peer_down("tor1", 0.0, graceful=True)
+    rib.peer_up(TOR1)
+    assert rib.update("tor1", BLOCKS, with_pref) == RibDiff()
+    assert rib.end_of_rib("tor1", "ipv4 unicast") == RibDiff()
+
+
+def test_a_route_re_sent_after_a_graceful_restart_wins_back_from_another_session() -> None:
+    rib = restarted(TOR2)
+    rib.update("tor2", [BLOCKS[0]], attrs("10.0.2.1", as_path=(65001, 2)))  # fresh: best over a stale one
+    back = rib.update("tor1", BLOCKS[:2], ROUTE)  # as before the restart, and better than tor2's
+    assert (flat(back.fib), sent(back)) == ([(BLOCKS[0], ("10.0.1.1",))], [
+        ("mesh", BLOCKS[0], (65001,)), ("tor1", BLOCKS[0], None), ("tor2", BLOCKS[0], (64512, 65001))])
+
+
+def test_end_of_rib_leaves_a_prefix_another_session_holds_in_the_kernel() -> None:
+    rib = restarted(TOR2)
+    rib.update("tor2", [BLOCKS[0]], attrs("10.0.2.1", as_path=(65001, 2)))  # fresh: best over a stale one
+    swept = rib.end_of_rib("tor1", "ipv4 unicast")
+    assert sorted(flat(swept.fib)) == [(BLOCKS[1], None), (BLOCKS[2], None), (P, None)]
+    assert sent(swept) == [(name, b, None) for name in ("mesh", "tor2") for b in BLOCKS[1:]]
+    assert rib.fib() == {BLOCKS[0]: FibChange((BLOCKS[0],), ("10.0.2.1",))}
+    assert (rib.installed, rib.status("tor1").installed, rib.status("tor2").installed) == (1, 0, 1)
+
+
+def test_adopted_routes_learned_again_are_written_only_where_the_kernel_has_other_next_hops() -> None:
+    rib = rib_with(TOR1, MESH)
+    rib.adopt({BLOCKS[0]: ("10.0.1.1",), BLOCKS[1]: ("10.0.9.9",), "0.0.0.0/0": ("10.0.1.1",),
+               "172.16.0.0/16": ("10.0.9.9",)}, 60.0)
+    diff = rib.update("tor1", [*BLOCKS, "0.0.0.0/0"], ROUTE)
+    # Same next hop: nothing to write; another: rewritten; not adopted: installed; a default route,
+    # adopted but not to be installed without install_default: deleted.
+    assert sorted(flat(diff.fib)) == [
+        ("0.0.0.0/0", None), (BLOCKS[1], ("10.0.1.1",)), (BLOCKS[2], ("10.0.1.1",))]
+    assert sent(diff) == [("mesh", b, (65001,)) for b in BLOCKS]  # adopted routes were never announced
+    assert (rib.installed, rib.status("tor1").installed) == (4, 3)  # 172.16.0.0/16 is still adopted
+    # Learned, they are no longer adopted: a withdrawal removes them from the kernel.
+    assert flat(rib.withdraw("tor1", BLOCKS[:2]).fib) == [(BLOCKS[0], None), (BLOCKS[1], None)]
+    assert set(rib.fib()) == {BLOCKS[2], "172.16.0.0/16"}
+
+
 def test_adopted_routes_stay_until_every_peer_sent_end_of_rib() -> None:
     rib = rib_with(TOR1, TOR2)
     rib.adopt({P: ("10.0.1.1",), "192.168.11.0/24": ("10.0.1.1",), "192.168.12.0/24": ("10.0.2.1",)}, 60.0)
