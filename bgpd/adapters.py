@@ -133,7 +133,8 @@ class ExaBGPPort:
         exabgp = self._settings.exabgp
         launcher, reason = await interpreter.choose(
             self._settings.exabgp_interpreter, exabgp, self._run_dir,
-            exabgp_is_default=exabgp == default_exabgp(), fast_updates=self._settings.exabgp_fast_updates)
+            exabgp_is_default=exabgp == default_exabgp(), fast_updates=self._settings.exabgp_fast_updates,
+            reflector=desired.rr_cluster_id is not None)
         fell_back = self._settings.exabgp_interpreter == "pypy" != launcher.interpreter
         (log.warning if fell_back else log.info)("exabgp_interpreter", interpreter=launcher.interpreter,
                                                  setting=self._settings.exabgp_interpreter, reason=reason)

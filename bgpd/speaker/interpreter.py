@@ -3,16 +3,17 @@
 Why PyPy: ExaBGP 5.0.15 runs unchanged under Debian's PyPy 7.3 (Python 3.9; MD5, GTSM and the JSON
 API behave the same) and parses UPDATEs about four times faster there with its Adj-RIB-In off
 (~240k against ~55k routes/s, ../shared/reference/pypy-exabgp.md). bgpd itself stays on CPython
-(uvloop has no PyPy support); only the child changes interpreter.
+(uvloop has no PyPy support); only the child changes interpreter. Since the fast UPDATE paths took
+the per-route work out of ExaBGP's decoding, PyPy's edge is left in announcing (AUTO_PYPY).
 
 How PyPy finds ExaBGP: through a PYTHONPATH directory that holds nothing but a link to the `exabgp`
 package bgpd's own interpreter imports (ExaBGP has no dependencies; the venv's other packages are
 CPython 3.11 builds PyPy must never see). So nothing is installed for PyPy: `apt-get install pypy3`
-is all, and without it `auto` runs CPython.
+is all, and without it `auto` and `pypy` run CPython.
 
-The fast UPDATE paths (bgpd.speaker.fastupdate, on unless `exabgp_fast_updates` is false) are loaded into
-the child before ExaBGP's main, from a link beside the `exabgp` one; so they run in the package bgpd
-imports, under either interpreter. An `exabgp` the operator set explicitly runs as it is.
+The fast UPDATE paths (bgpd.speaker.fastupdate, on unless `exabgp_fast_updates` is false) are loaded
+into the child before ExaBGP's main, from a link beside the `exabgp` one; so they run in the package
+bgpd imports, under either interpreter. An `exabgp` the operator set explicitly runs as it is.
 
 Memory: see PYPY_GC below. An operator can still tune PyPy's GC: any PYPY_GC_* variable in bgpd's own
 environment reaches the child and overrides the default.
@@ -44,6 +45,13 @@ INTERPRETERS: tuple[Interpreter, ...] = ("auto", "cpython", "pypy")
 # margin, and it is PyPy's own default where it finds no cache size. PYPY_GC_MAJOR_COLLECT=1.4 on top
 # of 4M saved 3 MB and was slower (0.88 / 0.95 against 0.85 / 0.90 in the same runs): not taken.
 PYPY_GC: dict[str, str] = {"PYPY_GC_NURSERY": "4M"}
+# With the fast UPDATE paths, CPython's ExaBGP is as fast as PyPy's for a node's own routes and holds
+# ~65 MB less (docs/benchmarks.md, third round: 100k into the kernel 0.40 s against 0.48 s, 1M 5.2 s
+# against 5.4 s at 200 against 272 MB, one prefix per UPDATE 1.28 s against 1.67 s, idle 84 against
+# 148 MB); PyPy is still twice as fast at announcing (reflection of 10k routes to 10 clients 1.35 s
+# against 2.79 s). So `auto` runs PyPy only for a route reflector, or when the fast paths are off.
+AUTO_PYPY = ("auto: CPython (with the fast UPDATE paths as fast as PyPy for a node's routes, in less "
+             "memory); PyPy is for route reflectors")
 PROBE_TIMEOUT = 30.0
 # ExaBGP's console script, as `-c`: the package is found through PYTHONPATH, not a script path.
 _MAIN = "import sys; sys.argv[0] = 'exabgp'; {}from exabgp.application.main import main; sys.exit(main())"
@@ -86,9 +94,11 @@ def find_pypy() -> str | None:
 
 
 async def choose(choice: Interpreter, exabgp: str, run_dir: Path, *, exabgp_is_default: bool,
-                 fast_updates: bool = True, pypy3: str | None = None) -> tuple[ExaBGPCommand, str]:
-    """The command for ``choice`` and why. `auto` and `pypy` fall back to CPython (with the reason)
-    when PyPy cannot run the package; an ``exabgp`` the operator set explicitly runs as it is."""
+                 fast_updates: bool = True, reflector: bool = False, pypy3: str | None = None
+                 ) -> tuple[ExaBGPCommand, str]:
+    """The command for ``choice`` and why. `auto` is PyPy only where it pays (AUTO_PYPY); `auto` and
+    `pypy` fall back to CPython (with the reason) when PyPy cannot run the package; an ``exabgp``
+    the operator set explicitly runs as it is."""
     found = exabgp_package()
     if not exabgp_is_default:
         return cpython(exabgp), f"exabgp is set to {exabgp} (PyPy and the fast UPDATE paths run only " \
@@ -99,9 +109,11 @@ async def choose(choice: Interpreter, exabgp: str, run_dir: Path, *, exabgp_is_d
     fallback = package(sys.executable, path_dir, pycache, fast=fast_updates, pypy=False)
     if choice == "cpython":
         return fallback, "exabgp_interpreter is cpython"
+    if choice == "auto" and fast_updates and not reflector:
+        return fallback, AUTO_PYPY
     pypy3 = pypy3 or find_pypy()
     if pypy3 is None:
-        return fallback, "no pypy3 on PATH (apt-get install pypy3 makes ExaBGP ~4x faster)"
+        return fallback, "no pypy3 on PATH (apt-get install pypy3 makes ExaBGP announce ~2x faster)"
     command = package(pypy3, path_dir, pycache, fast=fast_updates, pypy=True)
     problem = await _probe(command)
     if problem is not None:

@@ -18,10 +18,20 @@ from bgpd.speaker.interpreter import Interpreter, choose, exabgp_package
 PYPY = shutil.which("pypy3")
 
 
-def run(choice: Interpreter, tmp_path: Path, *, default: bool = True, pypy3: str | None = None
-        ) -> tuple[ExaBGPCommand, str]:
+def run(choice: Interpreter, tmp_path: Path, *, default: bool = True, pypy3: str | None = None,
+        reflector: bool = True) -> tuple[ExaBGPCommand, str]:
     run_dir = tmp_path / "run"
-    return asyncio.run(choose(choice, "/opt/exabgp", run_dir, exabgp_is_default=default, pypy3=pypy3))
+    return asyncio.run(choose(choice, "/opt/exabgp", run_dir, exabgp_is_default=default, pypy3=pypy3,
+                              reflector=reflector))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_auto_runs_pypy_for_a_route_reflector_or_without_the_fast_paths(fast: bool, tmp_path: Path) -> None:
+    def auto(reflector: bool) -> ExaBGPCommand:
+        return asyncio.run(choose("auto", "/opt/exabgp", tmp_path, exabgp_is_default=True, fast_updates=fast,
+                                  reflector=reflector, pypy3="/usr/bin/true"))[0]
+    assert auto(reflector=True).interpreter == "pypy"  # /usr/bin/true passes the probe
+    assert auto(reflector=False).interpreter == ("cpython" if fast else "pypy")
 
 
 def test_cpython_runs_the_package_bgpd_imports_with_the_fast_update_path(tmp_path: Path) -> None:
