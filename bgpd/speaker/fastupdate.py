@@ -45,6 +45,26 @@ def whole(nlri: bytes) -> bool:
     return at == end
 
 
+def mp_free(attributes: bytes) -> bool:
+    """True when the packed path ``attributes`` are framed whole and carry no MP_REACH_NLRI (14) or
+    MP_UNREACH_NLRI (15). Read before ExaBGP parses them: an UPDATE with MP attributes goes to
+    ExaBGP's own path, and parsing them here first would decode its NLRI twice."""
+    at, end = 0, len(attributes)
+    while at < end:
+        if end - at < 3:
+            return False
+        flags, code = attributes[at], attributes[at + 1]
+        if code in (14, 15):
+            return False
+        if flags & 0x10:  # extended length: two octets
+            if end - at < 4:
+                return False
+            at += 4 + int.from_bytes(attributes[at + 2:at + 4], "big")
+        else:
+            at += 3 + attributes[at + 2]
+    return at == end
+
+
 def prefixes(nlri: bytes, compact: bool) -> str:
     """The JSON list items ExaBGP writes for these (whole) IPv4 NLRI: `"a.b.c.d/len"` each when
     compact, else `{ "nlri": "a.b.c.d/len" }`; host bits are kept, as ExaBGP keeps them."""
@@ -137,7 +157,7 @@ def received(exabgp_unpack: Callable[..., Any], exabgp_update_json: Callable[...
     Built without installing them, so a test can run both paths side by side."""
     from exabgp.bgp.message.direction import Direction
     from exabgp.bgp.message.update import Update
-    from exabgp.bgp.message.update.attribute import MPRNLRI, MPURNLRI, Attribute, Attributes
+    from exabgp.bgp.message.update.attribute import Attribute, Attributes
     from exabgp.protocol.family import AFI, SAFI
 
     class IPv4Update(Update):  # type: ignore[misc]
@@ -149,16 +169,16 @@ def received(exabgp_unpack: Callable[..., Any], exabgp_update_json: Callable[...
             self.withdrawn = withdrawn
             self.announced = announced
 
-    # ExaBGP's own path takes an UPDATE carrying any of these.
-    unusual = (MPRNLRI.ID, MPURNLRI.ID, Attribute.CODE.INTERNAL_TREAT_AS_WITHDRAW,
-               Attribute.CODE.INTERNAL_DISCARD)
+    # ExaBGP's own path takes an UPDATE carrying any of these (RFC 7606's verdicts on its attributes).
+    unusual = (Attribute.CODE.INTERNAL_TREAT_AS_WITHDRAW, Attribute.CODE.INTERNAL_DISCARD)
 
     def unpack_message(cls, data, direction, negotiated):  # type: ignore[no-untyped-def]
         if (direction != Direction.IN or negotiated.neighbor["adj-rib-in"]
                 or negotiated.addpath.receive(AFI.ipv4, SAFI.unicast)):
             return exabgp_unpack(cls, data, direction, negotiated)
         withdrawn, packed_attributes, announced = Update.split(data)  # its Notify for bad lengths
-        if not (withdrawn or announced) or not whole(withdrawn) or not whole(announced):
+        if (not (withdrawn or announced) or not whole(withdrawn) or not whole(announced)
+                or not mp_free(packed_attributes)):
             return exabgp_unpack(cls, data, direction, negotiated)
         attributes = Attributes.unpack(packed_attributes, direction, negotiated)
         if (announced and Attribute.CODE.NEXT_HOP not in attributes) or any(

@@ -158,6 +158,20 @@ def test_ipv6_and_end_of_rib_take_exabgps_path() -> None:
     assert FAST_UNPACK(Update, b"\0\0\0\0", Direction.IN, negotiated()).__class__ is EOR
 
 
+@pytest.mark.parametrize(("attributes", "free"), [
+    (ORIGIN_ASPATH + attribute(0x40, 3, bytes(4)), True),
+    (ORIGIN_ASPATH + bytes([0x90, 14, 0, 1, 0]), False),  # MP_REACH, extended length
+    (attribute(0x80, 15, bytes(3)) + ORIGIN_ASPATH, False),  # MP_UNREACH first
+    (bytes([0x90, 8, 0, 4]) + bytes(4), True),  # extended length, framed whole
+    (ORIGIN_ASPATH + bytes([0x40, 3]), False),  # cut short
+    (ORIGIN_ASPATH + attribute(0x40, 3, bytes(4))[:-1], False),  # a length beyond the end
+], ids=["plain", "mp-reach", "mp-unreach", "extended", "cut", "overrun"])
+def test_updates_with_mp_attributes_or_bad_framing_are_left_to_exabgp_before_parsing(
+        attributes: bytes, free: bool) -> None:
+    """Attributes ExaBGP would parse twice (MP NLRI) or reject go to its path unparsed."""
+    assert fastupdate.mp_free(attributes) is free
+
+
 def test_a_session_that_keeps_an_adj_rib_in_gets_exabgps_objects() -> None:
     attributes = ORIGIN_ASPATH + attribute(0x40, 3, bytes([10, 0, 0, 1]))
     message = FAST_UNPACK(Update, body([], attributes, [(24, bytes([10, 1, 2]))]), Direction.IN,
