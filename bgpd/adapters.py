@@ -59,8 +59,9 @@ def open_store(settings: Settings) -> StorePort:
 class Outbox:
     """Commands for ExaBGP, sent in order by one task while their sender goes on.
 
-    ExaBGP takes at most 50 routes per pass of its reactor, so acknowledging a reflector's UPDATE worth
-    of announcements to ten clients takes it tens of milliseconds. Waiting for that before the next
+    ExaBGP takes a bounded number of routes per pass of its reactor (50 of its own, 1,000 with
+    bgpd.speaker.fastupdate), so acknowledging a reflector's UPDATE worth of announcements to ten
+    clients takes it tens of milliseconds. Waiting for that before the next
     event held the node's own kernel routes back behind its exports (a reflector's FIB filled no
     faster than its clients'). Order is kept (one queue, one task); past LIMIT unsent commands `put`
     waits, so a slow ExaBGP bounds what queues here.

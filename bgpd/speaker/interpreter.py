@@ -1,4 +1,5 @@
-"""Which Python runs the ExaBGP child: CPython (the configured `exabgp`) or PyPy (the same package).
+"""Which Python runs the ExaBGP child: CPython or PyPy, both running the package bgpd imports (or the
+`exabgp` the operator configured, as it is).
 
 Why PyPy: ExaBGP 5.0.15 runs unchanged under Debian's PyPy 7.3 (Python 3.9; MD5, GTSM and the JSON
 API behave the same) and parses UPDATEs about four times faster there with its Adj-RIB-In off

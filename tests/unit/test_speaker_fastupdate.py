@@ -39,6 +39,7 @@ EXABGP_UNPACK = Update.unpack_message.__func__  # type: ignore[attr-defined]
 FAST_UNPACK, FAST_JSON = fastupdate.received(EXABGP_UNPACK, JSON._update)
 
 ORIGIN_ASPATH = bytes([0x40, 1, 1, 0, 0x40, 2, 0])  # ORIGIN IGP, an empty AS_PATH
+VIA_10_0_0_1 = ORIGIN_ASPATH + bytes([0x40, 3, 4, 10, 0, 0, 1])  # and NEXT_HOP 10.0.0.1
 Prefix = tuple[int, bytes]  # (length, the octets on the wire, host bits and all)
 
 
@@ -128,7 +129,7 @@ def test_the_fast_line_is_exabgps_line(withdrawn: list[Prefix], attributes: byte
 
 
 def test_a_typical_update_shows_its_prefixes_with_their_host_bits() -> None:
-    attributes = ORIGIN_ASPATH + attribute(0x40, 3, bytes([10, 0, 0, 1]))
+    attributes = VIA_10_0_0_1
     data = body([(25, bytes([10, 0, 0, 0x81])), (0, b"")], attributes,
                 [(24, bytes([10, 1, 2])), (32, bytes([10, 9, 9, 9]))])
     fast, exabgp, _ = both(data)
@@ -140,7 +141,7 @@ def test_a_typical_update_shows_its_prefixes_with_their_host_bits() -> None:
 @pytest.mark.parametrize("nlri", [bytes([33, 10, 0, 0, 0, 0]), bytes([24, 10, 0])],
                          ids=["length-33", "cut-short"])
 def test_malformed_nlri_get_exabgps_own_notification(nlri: bytes) -> None:
-    attributes = ORIGIN_ASPATH + attribute(0x40, 3, bytes([10, 0, 0, 1]))
+    attributes = VIA_10_0_0_1
     data = struct.pack("!H", 0) + struct.pack("!H", len(attributes)) + attributes + nlri
     with pytest.raises(Notify) as exabgp:
         EXABGP_UNPACK(Update, data, Direction.IN, negotiated())
@@ -173,7 +174,7 @@ def test_updates_with_mp_attributes_or_bad_framing_are_left_to_exabgp_before_par
 
 
 def test_a_session_that_keeps_an_adj_rib_in_gets_exabgps_objects() -> None:
-    attributes = ORIGIN_ASPATH + attribute(0x40, 3, bytes([10, 0, 0, 1]))
+    attributes = VIA_10_0_0_1
     message = FAST_UNPACK(Update, body([], attributes, [(24, bytes([10, 1, 2]))]), Direction.IN,
                           negotiated(adj_rib_in=True))
     assert type(message) is Update and [str(n.cidr.prefix()) for n in message.nlris] == ["10.1.2.0/24"]
